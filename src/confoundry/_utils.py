@@ -1,0 +1,80 @@
+"""Small helpers shared by every layer: seeding, progress bars, array conversion."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+try:  # torch is a hard dependency, but keep import errors readable
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None  # type: ignore[assignment]
+
+
+def check_random_state(seed: Any) -> np.random.Generator:
+    """Turn ``None``, an int, a ``SeedSequence`` or a ``Generator`` into a ``Generator``.
+
+    Examples
+    --------
+    >>> rng = check_random_state(0)
+    >>> float(rng.random()) == float(check_random_state(0).random())
+    True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.RandomState):
+        return np.random.default_rng(seed.randint(0, 2**31 - 1))
+    if seed is None or isinstance(seed, (int, np.integer, np.random.SeedSequence)):
+        if isinstance(seed, (int, np.integer)) and seed < 0:
+            raise ValueError(f"random_state={seed!r} is negative; expected a non-negative int.")
+        return np.random.default_rng(seed)
+    raise TypeError(
+        f"random_state={seed!r} has type {type(seed).__name__}; expected None, an int or a "
+        "numpy Generator."
+    )
+
+
+def int_seed(rng: np.random.Generator) -> int:
+    """Draw an int seed (for estimators that take ``random_state=int``)."""
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy's legacy global state and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def torch_seed(seed: int | None) -> Iterator[None]:
+    """Fork torch's RNG, seed it, and restore the user's RNG state afterwards."""
+    if torch is None or seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def progress(iterable: Any = None, *, total: int | None = None, desc: str = "",
+             verbose: bool = True, leave: bool = False) -> Any:
+    """A tqdm progress bar, silenced by ``verbose=False``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=not verbose, leave=leave)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Array view of a DataFrame, Series, tensor or array-like (never copies the user's data
+    in place; callers must not write into the result)."""
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if hasattr(x, "to_numpy"):
+        return x.to_numpy()
+    return np.asarray(x)

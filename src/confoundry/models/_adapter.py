@@ -1,0 +1,403 @@
+"""``as_model``: one face for torch modules, scikit-learn estimators and plain callables."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data._audit_data import AuditData
+from ..data._validation import check_positive_int, describe
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None  # type: ignore[assignment]
+
+OUTPUTS = ("auto", "logits", "probabilities", "values")
+
+
+def _is_torch_module(obj: Any) -> bool:
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(z)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    from scipy.special import softmax
+
+    return softmax(z, axis=1)
+
+
+class ModelAdapter:
+    """A model seen through one interface. Build it with :func:`as_model`.
+
+    Attributes
+    ----------
+    model : the wrapped object (never modified)
+    kind : {"torch", "sklearn", "callable", "scorer"}
+    output : {"auto", "logits", "probabilities", "values"}
+        What the raw model returns; ``output_`` holds the resolved choice after the first call.
+    batch_size : int
+    device : torch.device or None
+    """
+
+    def __init__(self, model: Any, kind: str, *, preprocess: Callable | None, output: str,
+                 batch_size: int, device: Any, task: str | None = None,
+                 name: str | None = None) -> None:
+        self.model = model
+        self.kind = kind
+        self.preprocess = preprocess
+        self.output = output
+        self.output_: str | None = None if output == "auto" else output
+        self.batch_size = batch_size
+        self.device = device
+        self.task = task
+        self.name = name or type(model).__name__
+        self._module = model
+        if kind == "torch":
+            own = _module_device(model)
+            if device is not None and torch.device(device) != own:
+                # never move the user's model: run a copy on the requested device
+                self._module = copy.deepcopy(model).to(device)
+                self.device = torch.device(device)
+            else:
+                self.device = own
+            self._dtype = _module_dtype(model)
+
+    # ----------------------------------------------------------------- public
+    @property
+    def module(self) -> Any:
+        """The torch module used for inference (the user's, or a device copy); None otherwise."""
+        return self._module if self.kind == "torch" else None
+
+    @property
+    def is_torch(self) -> bool:
+        return self.kind == "torch"
+
+    def predict_scores(self, X: Any) -> np.ndarray:
+        """Scores for every row of ``X``, computed in batches.
+
+        Returns the probability of the positive class for binary tasks (shape ``(n,)``), class
+        probabilities for multiclass (``(n, K)``) and predicted values for regression (``(n,)``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+        >>> m = as_model(LogisticRegression().fit(X, y))
+        >>> m.predict_scores(X).shape
+        (4,)
+        """
+        X = self._inputs(X)
+        n = _n_rows(X)
+        outs = []
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            batch = _take(X, slice(start, stop))
+            try:
+                raw = self._raw_batch(batch)
+            except Exception as exc:  # name the batch: the user needs to find it
+                raise RuntimeError(
+                    f"model {self.name!r} failed on the batch of rows {start}..{stop - 1} "
+                    f"(batch_size={self.batch_size}): {type(exc).__name__}: {exc}"
+                ) from exc
+            if raw.shape[0] != stop - start:
+                raise ValueError(
+                    f"model {self.name!r} returned {raw.shape[0]} outputs for a batch of "
+                    f"{stop - start} rows (rows {start}..{stop - 1}); expected one output per row."
+                )
+            outs.append(raw)
+        raw = np.concatenate(outs, axis=0)
+        if not np.all(np.isfinite(raw)):
+            bad = np.flatnonzero(~np.isfinite(raw.reshape(len(raw), -1)).all(axis=1))
+            raise ValueError(
+                f"model {self.name!r} returned NaN or infinite outputs for {len(bad)} row(s) "
+                f"(first rows {bad[:5].tolist()}); expected finite scores."
+            )
+        return self._to_scores(raw)
+
+    def predict_raw(self, X: Any) -> np.ndarray:
+        """The model's own outputs (logits for a logit model), batched, without transformation."""
+        X = self._inputs(X)
+        n = _n_rows(X)
+        return np.concatenate(
+            [self._raw_batch(_take(X, slice(s, min(s + self.batch_size, n))))
+             for s in range(0, n, self.batch_size)], axis=0)
+
+    def __repr__(self) -> str:
+        return (f"ModelAdapter(kind={self.kind!r}, model={self.name}, output={self.output!r}, "
+                f"batch_size={self.batch_size})")
+
+    # ---------------------------------------------------------------- helpers
+    def _inputs(self, X: Any) -> Any:
+        if isinstance(X, AuditData):
+            X = X.X
+        if isinstance(X, pd.Series):
+            raise TypeError(f"X is a pandas Series ({describe(X)}); expected a 2-D DataFrame.")
+        if _n_rows(X) == 0:
+            raise ValueError("X has zero rows; expected at least one sample to score.")
+        return X
+
+    def _raw_batch(self, batch: Any) -> np.ndarray:
+        if self.preprocess is not None:
+            batch = self.preprocess(batch)
+        if self.kind == "torch":
+            return self._torch_batch(batch)
+        if self.kind == "scorer":
+            return np.asarray(self.model.predict_scores(batch), dtype=np.float64)
+        if self.kind == "sklearn":
+            return self._sklearn_batch(batch)
+        out = self.model(batch)
+        return _as_float_array(out)
+
+    def _torch_batch(self, batch: Any) -> np.ndarray:
+        module = self._module
+        x = to_tensor(batch, device=self.device, dtype=self._dtype)
+        modes = [m.training for m in module.modules()]
+        try:
+            module.eval()
+            with torch.no_grad():
+                out = module(x)
+        finally:
+            for m, mode in zip(module.modules(), modes):
+                m.training = mode
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.detach().to("cpu", dtype=torch.float64).numpy()
+
+    def _sklearn_batch(self, batch: Any) -> np.ndarray:
+        m = self.model
+        if self.task == "regression" or not _is_classifier(m):
+            self.output_ = "values"
+            return np.asarray(m.predict(batch), dtype=np.float64)
+        if hasattr(m, "predict_proba"):
+            self.output_ = "probabilities"
+            return np.asarray(m.predict_proba(batch), dtype=np.float64)
+        if hasattr(m, "decision_function"):
+            if self.output_ != "logits":
+                warnings.warn(
+                    f"model {self.name!r} has no predict_proba; its decision_function is turned "
+                    "into scores with a sigmoid/softmax, so calibration metrics (Brier, log-loss, "
+                    "ECE) describe that transform, not a calibrated probability.",
+                    stacklevel=4,
+                )
+            self.output_ = "logits"
+            return np.asarray(m.decision_function(batch), dtype=np.float64)
+        warnings.warn(f"model {self.name!r} has only predict(); hard labels are used as scores.",
+                      stacklevel=4)
+        self.output_ = "labels"
+        return np.asarray(m.predict(batch), dtype=np.float64)
+
+    def _resolve_output(self, raw: np.ndarray) -> str:
+        if self.output_ is not None:
+            return self.output_
+        if self.task == "regression":
+            return "values"
+        in_unit = bool(np.all((raw >= 0) & (raw <= 1)))
+        if raw.ndim == 2 and raw.shape[1] > 1:
+            sums_to_one = bool(np.allclose(raw.sum(axis=1), 1.0, atol=1e-4))
+            return "probabilities" if (in_unit and sums_to_one) else "logits"
+        if in_unit:
+            return "probabilities"
+        if self.task in ("binary", "multiclass"):
+            return "logits"
+        warnings.warn(
+            f"output='auto' could not tell whether model {self.name!r} returns logits or "
+            "regression values (outputs outside [0, 1], task unknown); treating them as logits. "
+            "Pass output='logits' or output='values' to say which.", stacklevel=4)
+        return "logits"
+
+    def _to_scores(self, raw: np.ndarray) -> np.ndarray:
+        out = self._resolve_output(raw)
+        self.output_ = out
+        if raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw[:, 0]
+        if out == "labels":
+            return raw
+        if out == "values":
+            if raw.ndim != 1:
+                raise ValueError(f"model {self.name!r} returned outputs of shape {raw.shape}; "
+                                 "expected one value per row for a regression model.")
+            return raw
+        if out == "logits":
+            if raw.ndim == 1:
+                return _sigmoid(raw)
+            p = _softmax(raw)
+        else:
+            if raw.ndim == 1:
+                if np.any((raw < 0) | (raw > 1)):
+                    raise ValueError(f"model {self.name!r} was declared output='probabilities' "
+                                     "but returned values outside [0, 1]; pass output='logits'.")
+                return raw
+            p = raw
+        if p.shape[1] == 2 and self.task != "multiclass":
+            return p[:, 1]
+        return p
+
+
+def _is_classifier(est: Any) -> bool:
+    if hasattr(est, "classes_"):
+        return True
+    try:
+        from sklearn.base import is_classifier
+
+        return bool(is_classifier(est))
+    except Exception:  # non-sklearn objects without tags
+        return getattr(est, "_estimator_type", None) == "classifier"
+
+
+def _module_device(module: Any) -> Any:
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _module_dtype(module: Any) -> Any:
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def to_tensor(x: Any, *, device: Any = None, dtype: Any = None) -> Any:
+    """A torch tensor view or copy of a DataFrame, ndarray or tensor (inputs are never written)."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        if hasattr(x, "to_numpy"):
+            x = x.to_numpy()
+        t = torch.as_tensor(np.asarray(x))
+    if dtype is not None:
+        t = t.to(dtype)
+    if device is not None:
+        t = t.to(device)
+    return t
+
+
+def _as_float_array(out: Any) -> np.ndarray:
+    if torch is not None and isinstance(out, torch.Tensor):
+        return out.detach().cpu().to(torch.float64).numpy()
+    if hasattr(out, "to_numpy"):
+        out = out.to_numpy()
+    arr = np.asarray(out)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"the model returned {arr.dtype} outputs; expected numbers.")
+    return arr.astype(np.float64)
+
+
+def _n_rows(X: Any) -> int:
+    if hasattr(X, "shape"):
+        return int(X.shape[0])
+    return len(X)
+
+
+def _take(X: Any, rows: slice) -> Any:
+    if isinstance(X, (pd.DataFrame, pd.Series)):
+        return X.iloc[rows]
+    return X[rows]
+
+
+def as_model(
+    obj: Any,
+    *,
+    preprocess: Callable[[Any], Any] | None = None,
+    output: str = "auto",
+    batch_size: int = 1024,
+    device: Any = None,
+    task: str | None = None,
+    name: str | None = None,
+) -> ModelAdapter:
+    """Wrap a model so that every confoundry step can score it the same way.
+
+    Parameters
+    ----------
+    obj : torch.nn.Module, scikit-learn style estimator, callable or ModelAdapter
+        Torch modules run batched in eval mode under ``torch.no_grad()``, and every module's
+        ``training`` flag is restored afterwards. Estimators are scored with ``predict_proba``,
+        else ``decision_function``, else ``predict``. A callable maps a batch of inputs to scores.
+        Objects with a ``predict_scores`` method (confoundry's glass-box baselines) are used as is.
+    preprocess : callable, optional
+        Applied to each batch before the model (e.g. DataFrame -> tensor, scaling).
+    output : {"auto", "logits", "probabilities", "values"}
+        What the raw model returns. Logits become probabilities with a sigmoid (one output) or a
+        softmax (several). ``"auto"`` decides from the task and the first outputs.
+    batch_size : int
+        Rows per forward pass.
+    device : str or torch.device, optional
+        Where a torch model runs. Defaults to the device of its parameters; another device runs a
+        *copy* of the model there (the user's model is never moved).
+    task : {"binary", "multiclass", "regression"}, optional
+        Lets ``output="auto"`` tell logits from regression values.
+    name : str, optional
+        Display name in reports and error messages.
+
+    Returns
+    -------
+    ModelAdapter
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 1))
+    >>> m = as_model(net, output="logits")
+    >>> m.predict_scores(torch.zeros(5, 3)).shape
+    (5,)
+    >>> net.training   # mode restored
+    True
+    """
+    if isinstance(obj, ModelAdapter):
+        return obj
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r} is not valid; expected one of {OUTPUTS}.")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if preprocess is not None and not callable(preprocess):
+        raise TypeError(f"preprocess={describe(preprocess)} is not callable; expected a function "
+                        "that maps a batch of X to model inputs.")
+    if task is not None and task not in ("binary", "multiclass", "regression"):
+        raise ValueError(f"task={task!r} is not valid; expected 'binary', 'multiclass', "
+                         "'regression' or None.")
+    if _is_torch_module(obj):
+        kind = "torch"
+    elif hasattr(obj, "predict_scores") and callable(obj.predict_scores):
+        kind = "scorer"
+    elif hasattr(obj, "predict") and callable(obj.predict):
+        kind = "sklearn"
+        _check_fitted(obj)
+    elif callable(obj):
+        kind = "callable"
+    else:
+        raise TypeError(
+            f"model has type {type(obj).__name__}; expected a torch.nn.Module, an estimator with "
+            "predict_proba/decision_function/predict, or a callable mapping X to scores."
+        )
+    if device is not None and kind != "torch":
+        warnings.warn(f"device={device!r} is ignored for a {kind} model.", stacklevel=2)
+    return ModelAdapter(obj, kind, preprocess=preprocess, output=output, batch_size=batch_size,
+                        device=device, task=task, name=name)
+
+
+def _check_fitted(est: Any) -> None:
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+    except ImportError:  # pragma: no cover
+        return
+    if isinstance(est, BaseEstimator):
+        try:
+            check_is_fitted(est)
+        except NotFittedError:
+            raise ValueError(f"model {type(est).__name__} is not fitted; expected a trained "
+                             "estimator (call fit first).") from None

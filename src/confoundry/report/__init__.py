@@ -1,0 +1,3 @@
+"""confoundry.report (being built; see the project's issues)."""
+
+__all__: list[str] = []
