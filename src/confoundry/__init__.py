@@ -10,16 +10,17 @@ Examples
 ['Attribution', 'AuditData', 'as_model']
 """
 
-from ._explanation import Attribution
-from ._result import Finding
-from ._version import __version__
+from . import datasets as datasets
+from ._explanation import Attribution as Attribution
+from ._result import Finding as Finding
+from ._version import __version__ as __version__
 from .attribution import *  # noqa: F403
 from .attribution import __all__ as _attribution_all
 from .audit import *  # noqa: F403
 from .audit import __all__ as _audit_all
 from .controls import *  # noqa: F403
 from .controls import __all__ as _controls_all
-from .data import AuditData
+from .data import AuditData as AuditData
 from .domains import *  # noqa: F403
 from .domains import __all__ as _domains_all
 from .models import *  # noqa: F403

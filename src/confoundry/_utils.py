@@ -46,7 +46,7 @@ def int_seed(rng: np.random.Generator) -> int:
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy's legacy global state and torch."""
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - seeds user code on purpose
     if torch is not None:
         torch.manual_seed(seed)
 

@@ -172,6 +172,9 @@ def _coerce_X(X: Any, feature_names: Sequence[str] | None) -> tuple[np.ndarray, 
             f"X is a pandas Series ({describe(X)}); expected a 2-D DataFrame (use X.to_frame())."
         )
     if isinstance(X, pd.DataFrame):
+        if X.columns.duplicated().any():
+            dups = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+            raise ValueError(f"X has duplicate feature names {dups}; expected unique names.")
         bad = [c for c in X.columns if not (
             pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
         if bad:
@@ -180,9 +183,6 @@ def _coerce_X(X: Any, feature_names: Sequence[str] | None) -> tuple[np.ndarray, 
                 f"X has non-numeric column(s) {kinds}; expected numeric columns a model can "
                 "take (one-hot or ordinal-encode them first, or pass them as metadata)."
             )
-        if X.columns.duplicated().any():
-            dups = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
-            raise ValueError(f"X has duplicate feature names {dups}; expected unique names.")
         if feature_names is not None and list(map(str, feature_names)) != [str(c) for c in X.columns]:
             raise ValueError(
                 f"feature_names={describe(list(feature_names))} differ from X's columns "
