@@ -276,9 +276,10 @@ def to_tensor(x: Any, *, device: Any = None, dtype: Any = None) -> Any:
     if isinstance(x, torch.Tensor):
         t = x.detach()
     else:
-        if hasattr(x, "to_numpy"):
-            x = x.to_numpy()
-        t = torch.as_tensor(np.asarray(x))
+        arr = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
+        if not arr.flags.writeable:  # pandas 3 hands out read-only views; torch wants writable
+            arr = arr.copy()
+        t = torch.as_tensor(arr)
     if dtype is not None:
         t = t.to(dtype)
     if device is not None:
