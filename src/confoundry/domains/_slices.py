@@ -1,0 +1,516 @@
+"""``discover_slices``: failing slices, found on one half of the data and confirmed on the other.
+
+The search is a lattice over conjunctions of conditions (``column = level`` for categorical
+columns, ``a <= column < b`` for quantile bins of continuous ones), in the style of SliceLine
+(Sagadeeva & Boehm, SIGMOD 2021): slice sizes and error sums of a whole level come from one
+matrix product of 0/1 indicator matrices, and a slice below ``min_support`` is never extended
+(its children are smaller still). Slices are scored by the one-sided z statistic of their error
+against their complement, which grows with the error lift and the square root of the size.
+
+Selection and testing use disjoint halves, so the confirmation p-values are valid whatever the
+search did; Benjamini–Hochberg over the candidates carried to the confirmation half controls the
+false discovery rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .._result import Finding, ResultMixin, to_jsonable
+from .._utils import check_random_state
+from ..data import AuditData
+from ..data._validation import check_positive_int, check_probability
+from ..stats import bh_adjust
+from ._common import errors_of, model_scores
+from ._groups import Coded, code_column
+
+#: one-sided discovery z a slice needs to be carried to the confirmation half (p < 0.05).
+Z_DISCOVERY = float(sps.norm.isf(0.05))
+#: at most this many slices of one level are extended to the next level (levels >= 3).
+MAX_PARENTS = 1000
+ERRORS = ("misclassification", "log_loss", "brier", "absolute", "squared")
+
+
+@dataclass(frozen=True, eq=False)
+class SliceResult(ResultMixin):
+    """Candidate failing slices, each tested on the confirmation half.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per candidate carried to the confirmation half (see :meth:`to_frame`).
+    model_name : str
+    task : str
+    error : str
+        The per-sample error that was compared (``"misclassification"`` by default for
+        classifiers, ``"absolute"`` residual for regression).
+    overall_error : float
+        Mean error on the confirmation half.
+    n_discovery, n_confirmation : int
+        Rows in each half.
+    n_searched : int
+        Slices evaluated by the lattice search (support above ``min_support``).
+    fdr, min_support : float
+    max_conditions : int
+    """
+
+    table: pd.DataFrame
+    model_name: str
+    task: str
+    error: str
+    overall_error: float
+    n_discovery: int
+    n_confirmation: int
+    n_searched: int
+    fdr: float
+    min_support: float
+    max_conditions: int
+    _columns: tuple[Coded, ...] = field(default=(), repr=False)
+    _codes: np.ndarray | None = field(default=None, repr=False)
+    _rules: tuple[tuple[tuple[int, int], ...], ...] = field(default=(), repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per candidate slice, confirmed ones first (largest lift first).
+
+        Columns: ``rule``, ``n_conditions``, ``n`` (rows of the confirmation half in the slice),
+        ``support`` (its fraction), ``error_rate`` with ``ci_low``/``ci_high`` (Wilson interval
+        for misclassification, normal interval otherwise), ``complement_error_rate``, ``lift``
+        (error rate / overall error rate), ``p_value`` (one-sided test of slice against
+        complement), ``q_value`` (Benjamini–Hochberg), ``confirmed`` (``q_value <= fdr``),
+        ``n_discovery``, ``error_rate_discovery``, ``z_discovery``.
+        """
+        return self.table.copy()
+
+    @property
+    def confirmed(self) -> pd.DataFrame:
+        """The confirmed slices only."""
+        return self.table[self.table["confirmed"]].reset_index(drop=True)
+
+    def mask(self, i: int = 0) -> np.ndarray:
+        """Boolean mask over all rows of the audited data for slice ``i`` (row of the table).
+
+        Use it to contrast attributions: ``contrast_attributions(attr, result.mask(0))``.
+        """
+        if not 0 <= int(i) < len(self._rules):
+            raise ValueError(f"i={i!r} is not a row of this result; expected 0 <= i < "
+                             f"{len(self._rules)}.")
+        m = np.ones(self._codes.shape[0], dtype=bool)
+        for col, level in self._rules[int(i)]:
+            m &= self._codes[:, col] == level
+        return m
+
+    def findings(self) -> list[Finding]:
+        """One ``failing_slice`` finding (Tip 9) per confirmed slice."""
+        out = []
+        what = "error rate" if self.error == "misclassification" else f"mean {self.error} error"
+        for _, r in self.confirmed.iterrows():
+            out.append(Finding(
+                "failing_slice", "high" if r["lift"] >= 2 else "medium", 9,
+                f"{self.model_name} fails more where {r['rule']}: {what} {r['error_rate']:.3g} "
+                f"(95% CI {r['ci_low']:.3g} to {r['ci_high']:.3g}, n = {r['n']}) against "
+                f"{r['complement_error_rate']:.3g} elsewhere, {r['lift']:.2g}x the overall "
+                f"{self.overall_error:.3g} (q = {r['q_value']:.2g}, confirmed on held-out half).",
+                subject=str(r["rule"]), model=self.model_name,
+                evidence={k: r[k] for k in ("rule", "n", "support", "error_rate", "ci_low",
+                                            "ci_high", "complement_error_rate", "lift",
+                                            "p_value", "q_value", "n_discovery")}
+                | {"error": self.error, "fdr": self.fdr}))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "SliceResult", "model": self.model_name, "task": self.task,
+            "error": self.error, "overall_error": self.overall_error,
+            "n_discovery": self.n_discovery, "n_confirmation": self.n_confirmation,
+            "n_searched": self.n_searched, "fdr": self.fdr, "min_support": self.min_support,
+            "max_conditions": self.max_conditions, "table": to_jsonable(self.table),
+            "findings": [f.to_dict() for f in self.findings()],
+        }
+
+    def plot(self, ax: Any = None, *, max_slices: int = 15) -> Any:
+        """Slice table as a forest plot: error with CI per candidate, confirmed ones in red."""
+        import matplotlib.pyplot as plt
+
+        t = self.table.head(max_slices)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 0.4 * max(len(t), 1) + 1.4))
+        if len(t) == 0:
+            ax.text(0.5, 0.5, "no candidate slice passed the discovery half", ha="center",
+                    va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            return ax.figure
+        ypos = np.arange(len(t))[::-1]
+        est = t["error_rate"].to_numpy(dtype=float)
+        err = np.vstack([est - t["ci_low"].to_numpy(dtype=float),
+                         t["ci_high"].to_numpy(dtype=float) - est])
+        colors = np.where(t["confirmed"].to_numpy(dtype=bool), "#C44E52", "#8C8C8C")
+        for k in range(len(t)):
+            ax.errorbar(est[k], ypos[k], xerr=err[:, k:k + 1], fmt="o", color=colors[k],
+                        capsize=2)
+        ax.axvline(self.overall_error, color="grey", ls="--", lw=1, label="overall")
+        ax.set_yticks(ypos, [f"{r}  (n={n}, q={q:.2g})" for r, n, q in
+                             zip(t["rule"], t["n"], t["q_value"])], fontsize="small")
+        label = "error rate" if self.error == "misclassification" else f"mean {self.error} error"
+        ax.set_xlabel(f"{label} on the confirmation half (95% CI)")
+        ax.set_title(f"Candidate failing slices of {self.model_name} (red: confirmed at "
+                     f"FDR {self.fdr:g})")
+        ax.figure.tight_layout()
+        return ax.figure
+
+
+# ============================================================================ search
+def _slice_z(cnt: np.ndarray, es: np.ndarray, es2: np.ndarray | None, N: int, E: float,
+             E2: float | None) -> np.ndarray:
+    """One-sided z of slice error against complement error (pooled two-proportion z for 0/1
+    errors, Welch z otherwise). NaN where the slice or its complement is too small."""
+    n1 = cnt.astype(float)
+    n0 = N - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1 = es / n1
+        m0 = (E - es) / n0
+        if es2 is None:
+            p = E / N
+            se = np.sqrt(p * (1 - p) * (1 / n1 + 1 / n0))
+        else:
+            v1 = (es2 - n1 * m1**2) / (n1 - 1)
+            v0 = ((E2 - es2) - n0 * m0**2) / (n0 - 1)
+            se = np.sqrt(np.maximum(v1, 0) / n1 + np.maximum(v0, 0) / n0)
+        z = (m1 - m0) / se
+    z[(n1 < 2) | (n0 < 2) | ~np.isfinite(z)] = np.nan
+    return z
+
+
+def _lattice(onehot: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bool,
+             max_conditions: int, min_count: int) -> tuple[list[tuple[int, ...]], np.ndarray,
+                                                           np.ndarray, np.ndarray]:
+    """All slices of up to ``max_conditions`` conditions with support >= ``min_count``.
+
+    Returns the slices (tuples of condition indices, in increasing column order), their sizes,
+    error sums and discovery z on this half.
+    """
+    N = onehot.shape[0]
+    E = float(e.sum())
+    E2 = None if binary else float((e**2).sum())
+    Ce = onehot * e[:, None].astype(np.float32)
+    Ce2 = None if binary else onehot * (e**2)[:, None].astype(np.float32)
+    cnt1 = onehot.sum(axis=0).astype(np.float64)
+    es1 = Ce.sum(axis=0).astype(np.float64)
+    es21 = None if binary else Ce2.sum(axis=0).astype(np.float64)
+    keep = np.flatnonzero(cnt1 >= min_count)
+    slices: list[tuple[int, ...]] = [(int(c),) for c in keep]
+    cnts = [cnt1[keep]]
+    ess = [es1[keep]]
+    z_all = [_slice_z(cnt1[keep], es1[keep], None if binary else es21[keep], N, E, E2)]
+    parents = slices
+    parent_z = z_all[0]
+    C = onehot[:, keep]
+    Ck_e = Ce[:, keep]
+    Ck_e2 = None if binary else Ce2[:, keep]
+    ccol = cond_col[keep]
+    for _level in range(2, max_conditions + 1):
+        if not parents:
+            break
+        if len(parents) > MAX_PARENTS:  # heuristic cap beyond level 2: extend the worst slices
+            order = np.argsort(-np.nan_to_num(parent_z, nan=-np.inf), kind="stable")
+            parents = [parents[i] for i in order[:MAX_PARENTS]]
+        new_slices, new_cnt, new_es, new_es2 = [], [], [], []
+        pos_of = {int(c): k for k, c in enumerate(keep)}
+        step = max(1, 8_000_000 // max(N, 1))
+        for start in range(0, len(parents), step):
+            block = parents[start:start + step]
+            P = np.ones((N, len(block)), dtype=np.float32)
+            for j, sl in enumerate(block):
+                for c in sl:
+                    P[:, j] *= C[:, pos_of[c]]
+            G = P.T @ C                       # (parents, conditions) child sizes
+            Ge = P.T @ Ck_e                   # child error sums
+            Ge2 = None if binary else P.T @ Ck_e2
+            last_col = np.array([cond_col[sl[-1]] for sl in block])
+            ok = (ccol[None, :] > last_col[:, None]) & (G >= min_count)
+            pi, ci = np.nonzero(ok)
+            new_slices.extend(block[a] + (int(keep[b]),) for a, b in zip(pi, ci))
+            new_cnt.append(G[pi, ci].astype(np.float64))
+            new_es.append(Ge[pi, ci].astype(np.float64))
+            if not binary:
+                new_es2.append(Ge2[pi, ci].astype(np.float64))
+        if not new_slices:
+            break
+        cnt = np.concatenate(new_cnt)
+        es = np.concatenate(new_es)
+        z = _slice_z(cnt, es, None if binary else np.concatenate(new_es2), N, E, E2)
+        slices.extend(new_slices)
+        cnts.append(cnt)
+        ess.append(es)
+        z_all.append(z)
+        parents, parent_z = new_slices, z
+    return slices, np.concatenate(cnts), np.concatenate(ess), np.concatenate(z_all)
+
+
+def _masks(codes: np.ndarray, cond: np.ndarray, slices: list[tuple[int, ...]]) -> np.ndarray:
+    """(n, len(slices)) boolean membership of each slice."""
+    out = np.ones((codes.shape[0], len(slices)), dtype=bool)
+    for j, sl in enumerate(slices):
+        for c in sl:
+            col, level = cond[c]
+            out[:, j] &= codes[:, col] == level
+    return out
+
+
+def _select(slices, z, masks_fn, e: np.ndarray, binary: bool, min_count: int,
+            max_candidates: int) -> list[int]:
+    """Greedy forward selection on the discovery half.
+
+    The slice with the largest z is taken; its rows are then set aside and the z of every
+    remaining slice is recomputed on the rows left (its *residual* z), so a slice that only
+    looked bad because it overlaps a chosen one is not carried forward. Slices whose residual
+    z falls below the discovery threshold are dropped (their own support was checked by the
+    search; ``min_count`` is kept in the signature for callers that want a residual floor).
+    """
+    ok = np.flatnonzero(np.isfinite(z) & (z >= Z_DISCOVERY))
+    ok = ok[np.argsort(-z[ok], kind="stable")][: 20 * max_candidates]
+    if len(ok) == 0:
+        return []
+    M = masks_fn([slices[i] for i in ok]).astype(np.float32)
+    e32 = e.astype(np.float32)
+    free = np.ones(M.shape[0], dtype=np.float32)
+    alive = np.ones(len(ok), dtype=bool)
+    chosen: list[int] = []
+    while alive.any() and len(chosen) < max_candidates:
+        cnt = (free @ M).astype(np.float64)
+        es = ((free * e32) @ M).astype(np.float64)
+        es2 = None if binary else ((free * e32**2) @ M).astype(np.float64)
+        N = float(free.sum())
+        E = float(free @ e32)
+        E2 = None if binary else float(free @ e32**2)
+        zr = _slice_z(cnt, es, es2, int(N), E, E2)
+        alive &= np.isfinite(zr) & (zr >= Z_DISCOVERY)
+        if not alive.any():
+            break
+        k = int(np.flatnonzero(alive)[np.argmax(zr[alive])])
+        k = _most_specific(k, M, free, e32, cnt, es, es2, zr, alive, N, E, E2)
+        chosen.append(k)
+        alive[k] = False
+        free = free * (1 - M[:, k])
+    return [int(ok[k]) for k in chosen]
+
+
+def _most_specific(k, M, free, e32, cnt, es, es2, zr, alive, N, E, E2) -> int:
+    """Replace slice ``k`` by a sub-slice that explains its excess error, if there is one.
+
+    A sub-slice ``j`` of ``k`` (every row of ``j`` is in ``k``) explains ``k`` when ``j`` is
+    itself significant and ``k`` without ``j``'s rows is not (residual z below the discovery
+    threshold). Among such sub-slices the one with the largest z wins; repeated until none.
+    """
+    binary = es2 is None
+    while True:
+        inter = (free * M[:, k]) @ M
+        sub = alive & (inter >= cnt - 0.5) & (cnt < cnt[k])
+        sub[k] = False
+        if not sub.any():
+            return k
+        j = np.flatnonzero(sub)
+        rest = _slice_z(cnt[k] - cnt[j], es[k] - es[j],
+                        None if binary else es2[k] - es2[j], N - cnt[j], E - es[j],
+                        None if binary else E2 - es2[j])
+        explains = j[~(rest >= Z_DISCOVERY)]
+        if len(explains) == 0:
+            return k
+        k = int(explains[np.argmax(zr[explains])])
+
+
+# ============================================================================ function
+def discover_slices(
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    metadata: pd.DataFrame | None = None,
+    max_conditions: int = 2,
+    min_support: float = 0.02,
+    fdr: float = 0.1,
+    random_state: Any = None,
+    scores: Any = None,
+    bins: int = 4,
+    error: str = "auto",
+    threshold: float = 0.5,
+    max_candidates: int = 10,
+) -> SliceResult:
+    """Find slices of the data where the model fails, with false-discovery-rate control.
+
+    1. The rows are split at random into a discovery half and a confirmation half.
+    2. On the discovery half, a lattice search (SliceLine style) scores every conjunction of up
+       to ``max_conditions`` conditions over binned features and metadata columns whose support
+       is at least ``min_support``; a slice below ``min_support`` is never extended. Each slice
+       is scored by the one-sided z of its error against its complement.
+    3. Up to ``max_candidates`` slices are carried to the confirmation half by greedy forward
+       selection: the slice with the largest z first, then, with the rows of the slices already
+       chosen set aside, the slice with the largest z on the rows left, as long as that
+       residual z exceeds 1.645 (one-sided p < 0.05). A slice that looks bad only because it
+       overlaps a worse one is therefore not carried forward.
+    4. On the confirmation half each candidate's error is tested against its complement
+       (one-sided Fisher exact test for misclassification; one-sided Welch z for continuous
+       losses), and Benjamini–Hochberg at ``fdr`` decides which are ``confirmed``.
+
+    Parameters
+    ----------
+    model : torch module, estimator, callable or ModelAdapter
+        May be ``None`` when ``scores`` is given.
+    X : DataFrame or ndarray
+        Model inputs. Tabular features are searched; for image inputs only ``metadata`` is.
+    y : array-like of shape (n,)
+    metadata : DataFrame, optional
+        Columns the model never saw (site, batch, sex ...), searched like features.
+    max_conditions : int
+        Largest number of conditions in a slice (2 searches every pair exhaustively; above 2,
+        only the ``1000`` worst slices of a level are extended).
+    min_support : float
+        Smallest slice, as a fraction of the discovery half.
+    fdr : float
+        False discovery rate of the confirmed slices (Benjamini–Hochberg).
+    random_state : None, int or Generator
+        Seeds the split into halves.
+    scores : array, optional
+        Precomputed scores of ``model`` on ``X``.
+    bins : int
+        Quantile bins of continuous columns.
+    error : {"auto", "misclassification", "log_loss", "brier", "absolute", "squared"}
+        The per-sample error. ``"auto"``: misclassification at ``threshold`` (arg-max for
+        multiclass) for classifiers, absolute residual for regression.
+    threshold : float
+        Decision threshold for binary misclassification.
+    max_candidates : int
+        Slices carried to the confirmation half (fewer candidates, more power).
+
+    Returns
+    -------
+    SliceResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> n = 4000
+    >>> X = pd.DataFrame({"asthma": rng.integers(0, 2, n), "age": rng.uniform(20, 90, n),
+    ...                   "bmi": rng.normal(27, 4, n)})
+    >>> y = rng.integers(0, 2, n)
+    >>> bad = (X["asthma"] == 1) & (X["age"] >= X["age"].quantile(0.75))
+    >>> wrong = rng.random(n) < np.where(bad, 0.45, 0.1)
+    >>> scores = np.where(wrong, 1 - y, y) * 0.6 + 0.2
+    >>> res = discover_slices(None, X, y, scores=scores, random_state=0)
+    >>> res.confirmed.loc[0, "rule"]
+    'asthma = 1 AND age >= 72.82'
+    """
+    data = AuditData(X, y, metadata=metadata)
+    max_conditions = check_positive_int(max_conditions, "max_conditions")
+    min_support = check_probability(min_support, "min_support")
+    fdr = check_probability(fdr, "fdr")
+    threshold = check_probability(threshold, "threshold")
+    bins = check_positive_int(bins, "bins", minimum=2)
+    max_candidates = check_positive_int(max_candidates, "max_candidates")
+    if error == "auto":
+        error = "absolute" if data.task == "regression" else "misclassification"
+    if error not in ERRORS:
+        raise ValueError(f"error={error!r} is not valid; expected 'auto' or one of {ERRORS}.")
+    rng = check_random_state(random_state)
+    s, model_name = model_scores(model, X, data, scores)
+    e = errors_of(np.asarray(data.y), s, data.task, error, threshold)
+    binary = error == "misclassification"
+
+    columns = _coded_columns(data, bins)
+    if not columns:
+        raise ValueError("X has no tabular feature and metadata is None; expected columns to "
+                         "define slices by.")
+    codes = np.column_stack([c.codes for c in columns]).astype(np.int32)
+    cond = np.array([(j, lv) for j, c in enumerate(columns) for lv in range(c.n_levels)])
+    cond_col = cond[:, 0]
+    labels = [columns[j].labels[lv] for j, lv in cond]
+
+    n = data.n_samples
+    perm = rng.permutation(n)
+    disc, conf = np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+    onehot = np.zeros((len(disc), len(cond)), dtype=np.float32)
+    offsets = np.r_[0, np.cumsum([c.n_levels for c in columns])[:-1]]
+    onehot[np.arange(len(disc))[:, None], offsets[None, :] + codes[disc]] = 1.0
+    min_count = max(2, int(np.ceil(min_support * len(disc))))
+    slices, cnt, es, z = _lattice(onehot, cond_col, e[disc], binary, max_conditions, min_count)
+    del onehot
+    chosen = _select(slices, z, lambda sl: _masks(codes[disc], cond, sl), e[disc], binary,
+                     min_count, max_candidates)
+    cand = [slices[i] for i in chosen]
+
+    # ---- confirmation half
+    ec = e[conf]
+    Nc, Ec = len(conf), float(ec.sum())
+    M = _masks(codes[conf], cond, cand).astype(np.float64)
+    n1 = M.sum(axis=0)
+    s1 = ec @ M
+    n0 = Nc - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = s1 / n1
+        comp = (Ec - s1) / n0
+        if binary:
+            p = sps.hypergeom.sf(s1 - 1, Nc, Ec, n1)
+            lo, hi = _wilson(s1, n1)
+        else:
+            s2 = (ec**2) @ M
+            zc = _slice_z(n1, s1, s2, Nc, Ec, float((ec**2).sum()))
+            p = sps.norm.sf(zc)
+            sd = np.sqrt(np.maximum((s2 - n1 * rate**2) / (n1 - 1), 0))
+            half = sps.norm.isf(0.025) * sd / np.sqrt(n1)
+            lo, hi = rate - half, rate + half
+        overall = Ec / Nc
+        lift = rate / overall if overall > 0 else np.full_like(rate, np.nan)
+    p = np.where(n1 > 0, p, 1.0)
+    q = bh_adjust(p) if len(p) else p
+    table = pd.DataFrame({
+        "rule": [" AND ".join(labels[c] for c in sl) for sl in cand],
+        "n_conditions": [len(sl) for sl in cand],
+        "n": n1.astype(int), "support": n1 / Nc, "error_rate": rate, "ci_low": lo,
+        "ci_high": hi, "complement_error_rate": comp, "lift": lift, "p_value": p,
+        "q_value": q, "confirmed": (q <= fdr) & (n1 > 0),
+        "n_discovery": cnt[chosen].astype(int) if chosen else np.array([], dtype=int),
+        "error_rate_discovery": (es[chosen] / cnt[chosen]) if chosen else np.array([]),
+        "z_discovery": z[chosen] if chosen else np.array([]),
+    })
+    order = np.lexsort((table["p_value"].to_numpy(),
+                        -np.where(table["confirmed"], table["lift"], 0.0),
+                        ~table["confirmed"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+    rules = tuple(tuple((int(cond[c][0]), int(cond[c][1])) for c in cand[i]) for i in order)
+    return SliceResult(
+        table=table, model_name=model_name, task=data.task, error=error,
+        overall_error=float(overall), n_discovery=len(disc), n_confirmation=Nc,
+        n_searched=len(slices), fdr=fdr, min_support=min_support,
+        max_conditions=max_conditions, _columns=tuple(columns), _codes=codes, _rules=rules)
+
+
+def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959963984540054):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        den = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / den
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
+    return centre - half, centre + half
+
+
+def _coded_columns(data: AuditData, bins: int) -> list[Coded]:
+    cols: list[Coded] = []
+    names: set[str] = set()
+    if data.is_tabular:
+        for f in data.feature_names:
+            c = code_column(f, data.X[f].to_numpy(), data.feature_kinds[f], bins)
+            if c.n_levels > 1:
+                cols.append(c)
+                names.add(f)
+    if data.metadata is not None:
+        for m in data.metadata.columns:
+            label = m if m not in names else f"{m} (metadata)"
+            c = code_column(label, data.metadata[m], data.metadata_kinds[m], bins)
+            if c.n_levels > 1:
+                cols.append(c)
+    return cols
