@@ -1,3 +1,13 @@
-"""confoundry.attribution (being built; see the project's issues)."""
+"""Attribution engines (Captum, SHAP), agreement between explanations, domain expectations,
+effect curves, the shadow glass-box and sanity checks."""
 
-__all__: list[str] = []
+from ._agreement import Agreement, compare_attributions
+from ._effects import EffectCurve, ShadowGlassBox, effect_curve, shadow_glassbox
+from ._engines import METHODS as ATTRIBUTION_METHODS
+from ._engines import attribute
+from ._expectations import ExpectationResult, check_expectations
+from ._sanity import SanityResult, sanity_check
+
+__all__ = ["ATTRIBUTION_METHODS", "Agreement", "EffectCurve", "ExpectationResult",
+           "SanityResult", "ShadowGlassBox", "attribute", "check_expectations",
+           "compare_attributions", "effect_curve", "sanity_check", "shadow_glassbox"]
