@@ -55,6 +55,21 @@ def bootstrap_weights(
         yield W
 
 
+def _score_order(scores: np.ndarray, task: str) -> np.ndarray:
+    """Order that sorts binary scores ascending (so rank metrics skip a gather per replicate).
+
+    Samples are exchangeable in the bootstrap, so resampling in this order is the same bootstrap.
+    """
+    if task == "binary" and scores.ndim == 1:
+        return np.argsort(scores, kind="mergesort")
+    return np.arange(len(scores))
+
+
+def _sorted_by_score(y: np.ndarray, scores: np.ndarray, task: str):
+    order = _score_order(scores, task)
+    return y[order], scores[order]
+
+
 def _strata_for(y: np.ndarray, task: str, stratify: bool) -> np.ndarray | None:
     return y if (stratify and task in ("binary", "multiclass")) else None
 
@@ -90,7 +105,7 @@ def bootstrap_metrics(
     metrics = check_metrics(metrics, task)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
-    y = np.asarray(y)
+    y, scores = _sorted_by_score(np.asarray(y), np.asarray(scores, dtype=np.float64), task)
     point = weighted_metrics(y, scores, None, task=task, metrics=metrics, threshold=threshold)
     reps = {m: [] for m in metrics}
     for W in bootstrap_weights(len(y), n_boot, strata=_strata_for(y, task, stratify),
@@ -139,7 +154,8 @@ def paired_bootstrap(
     metrics = check_metrics(metrics, task)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
-    y = np.asarray(y)
+    order = _score_order(np.asarray(scores_a, dtype=np.float64), task)
+    y, scores_a, scores_b = (np.asarray(v)[order] for v in (y, scores_a, scores_b))
     pa = weighted_metrics(y, scores_a, None, task=task, metrics=metrics, threshold=threshold)
     pb = weighted_metrics(y, scores_b, None, task=task, metrics=metrics, threshold=threshold)
     diffs = {m: [] for m in metrics}

@@ -77,29 +77,37 @@ def _tie_groups(s_sorted: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
 
 
-def _auroc(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    order = np.argsort(s, kind="mergesort")
-    starts = _tie_groups(s[order])
-    Wo = W[:, order]
-    yo = y[order].astype(bool)
-    pos = np.add.reduceat(Wo * yo, starts, axis=1)
-    neg = np.add.reduceat(Wo * ~yo, starts, axis=1)
+def _grouped(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative weight per run of tied scores, in ascending score order.
+
+    Skips the column gather when ``s`` is already sorted (the bootstrap sorts once up front).
+    """
+    if len(s) > 1 and np.all(s[1:] >= s[:-1]):
+        order = None
+        starts = _tie_groups(s)
+    else:
+        order = np.argsort(s, kind="mergesort")
+        starts = _tie_groups(s[order])
+    Wo = W if order is None else W[:, order]
+    yo = (y if order is None else y[order]).astype(bool)
+    total = np.add.reduceat(Wo, starts, axis=1)
+    pos = np.add.reduceat(Wo * yo, starts, axis=1) if yo.any() else np.zeros_like(total)
+    return pos, total - pos
+
+
+def _auroc(W: np.ndarray, y: np.ndarray, s: np.ndarray, grouped=None) -> np.ndarray:
+    pos, neg = _grouped(W, y, s) if grouped is None else grouped
     neg_below = np.cumsum(neg, axis=1) - neg
     num = np.sum(pos * (neg_below + 0.5 * neg), axis=1)
     return _ratio(num, pos.sum(axis=1) * neg.sum(axis=1))
 
 
-def _auprc(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    order = np.argsort(-s, kind="mergesort")
-    starts = _tie_groups(s[order])
-    Wo = W[:, order]
-    yo = y[order].astype(bool)
-    pos = np.add.reduceat(Wo * yo, starts, axis=1)
-    neg = np.add.reduceat(Wo * ~yo, starts, axis=1)
-    tp = np.cumsum(pos, axis=1)
-    fp = np.cumsum(neg, axis=1)
-    precision = _ratio(tp, tp + fp)
-    precision = np.nan_to_num(precision, nan=0.0)
+def _auprc(W: np.ndarray, y: np.ndarray, s: np.ndarray, grouped=None) -> np.ndarray:
+    pos, neg = _grouped(W, y, s) if grouped is None else grouped
+    # thresholds run from the highest score down: counts at or above each tie group
+    tp = np.cumsum(pos[:, ::-1], axis=1)[:, ::-1]
+    fp = np.cumsum(neg[:, ::-1], axis=1)[:, ::-1]
+    precision = np.nan_to_num(_ratio(tp, tp + fp), nan=0.0)
     return _ratio(np.sum(pos * precision, axis=1), pos.sum(axis=1))
 
 
@@ -128,11 +136,11 @@ def _confusion(W: np.ndarray, y: np.ndarray, s: np.ndarray, threshold: float):
     return tp, fn, tn, fp
 
 
-def _binary_metric(name: str, W, y, s, threshold: float) -> np.ndarray:
+def _binary_metric(name: str, W, y, s, threshold: float, grouped=None) -> np.ndarray:
     if name == "auroc":
-        return _auroc(W, y, s)
+        return _auroc(W, y, s, grouped)
     if name == "auprc":
-        return _auprc(W, y, s)
+        return _auprc(W, y, s, grouped)
     if name == "brier":
         return _ratio(_wsum(W, (s - y) ** 2), W.sum(axis=1))
     if name == "log_loss":
@@ -202,9 +210,12 @@ def weighted_metrics(
     if W is None:
         W = np.ones((1, len(y)))
     out: dict[str, np.ndarray] = {}
+    grouped = None
+    if task == "binary" and ("auroc" in metrics or "auprc" in metrics):
+        grouped = _grouped(W, y, scores)  # shared by AUROC and AUPRC
     for m in metrics:
         if task == "binary":
-            out[m] = _binary_metric(m, W, y.astype(np.float64), scores, threshold)
+            out[m] = _binary_metric(m, W, y.astype(np.float64), scores, threshold, grouped)
         elif task == "multiclass":
             out[m] = _multiclass_metric(m, W, y.astype(np.int64), scores)
         else:
