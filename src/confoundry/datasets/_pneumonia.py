@@ -1,0 +1,568 @@
+"""A simulated pneumonia cohort with the asthma paradox and a known ground truth.
+
+The real data behind the story (Cooper et al. 1997; Caruana et al. 2015) are not public, so this
+module simulates a cohort whose causal structure is known exactly: every patient's risk of death
+without aggressive care, with it, and the care they actually received.
+
+References
+----------
+Cooper1997
+    Cooper GF, Aliferis CF, Ambrosino R, et al. An evaluation of machine-learning methods for
+    predicting pneumonia mortality. Artificial Intelligence in Medicine 9 (1997) 107-138.
+    14,199 inpatients with pneumonia (MedisGroups, 78 US hospitals, 1989), 9,847 for training and
+    4,352 for testing, about 10.6 % in-hospital deaths (approximate figure), 46 features.
+Caruana2015
+    Caruana R, Lou Y, Gehrke J, et al. Intelligible models for healthcare: predicting pneumonia
+    risk and hospital 30-day readmission. KDD 2015. Asthma, chest pain and heart disease appeared
+    protective because those patients received faster, more aggressive care (asthmatics were often
+    admitted directly to the ICU); neural nets were the most accurate models.
+Fine1997
+    Fine MJ, Auble TE, Yealy DM, et al. A prediction rule to identify low-risk patients with
+    community-acquired pneumonia. NEJM 336 (1997) 243-250 (PORT cohort; Pneumonia Severity Index).
+    Risk factors and their clinical thresholds (respiratory rate >= 30/min, systolic BP < 90 mmHg,
+    temperature < 35 or >= 40 C, pulse >= 125/min, arterial pH < 7.35, BUN >= 30 mg/dL,
+    sodium < 130 mmol/L, glucose >= 250 mg/dL, haematocrit < 30 %, pO2 < 60 mmHg).
+Lengerich2022
+    Lengerich BJ, Caruana R, Nunnally ME, Kellis M. Death by round numbers: glass-box machine
+    learning uncovers biases in medical practice. medRxiv 2022. Steps in risk at round-number
+    thresholds of age and labs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from .._utils import check_random_state
+from ..data._validation import check_positive_int, describe
+from ._bunch import Bunch
+
+#: Sizes of the Cooper et al. (1997) cohort and split.
+N_COOPER, N_TRAIN_COOPER, N_TEST_COOPER = 14199, 9847, 4352
+
+_C97, _C15, _F97, _L22, _ASSUME = "Cooper1997", "Caruana2015", "Fine1997", "Lengerich2022", \
+    "assumption"
+
+# name, kind, unit, description, where the feature (not its simulated coefficient) comes from
+_FEATURES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("age", "continuous", "years", "age at admission", _F97),
+    ("male", "binary", "0/1", "male sex", _F97),
+    ("nursing_home", "binary", "0/1", "admitted from a nursing home", _F97),
+    ("asthma", "binary", "0/1", "history of asthma", _C15),
+    ("copd", "binary", "0/1", "chronic obstructive pulmonary disease", _C97),
+    ("heart_disease", "binary", "0/1", "history of (ischaemic) heart disease", _C15),
+    ("chf", "binary", "0/1", "congestive heart failure", _F97),
+    ("diabetes", "binary", "0/1", "diabetes mellitus", _C97),
+    ("cancer", "binary", "0/1", "active neoplastic disease", _F97),
+    ("liver_disease", "binary", "0/1", "chronic liver disease", _F97),
+    ("renal_disease", "binary", "0/1", "chronic renal disease", _F97),
+    ("cerebrovascular", "binary", "0/1", "cerebrovascular disease", _F97),
+    ("chest_pain", "binary", "0/1", "chest pain at presentation", _C15),
+    ("altered_mental_status", "binary", "0/1", "altered mental status (confusion)", _F97),
+    ("pleural_effusion", "binary", "0/1", "pleural effusion on chest radiograph", _F97),
+    ("multilobar", "binary", "0/1", "multilobar infiltrate on chest radiograph", _C97),
+    ("temperature", "continuous", "degC", "body temperature", _F97),
+    ("heart_rate", "continuous", "beats/min", "pulse", _F97),
+    ("respiratory_rate", "continuous", "breaths/min", "respiratory rate", _F97),
+    ("systolic_bp", "continuous", "mmHg", "systolic blood pressure", _F97),
+    ("bun", "continuous", "mg/dL", "blood urea nitrogen", _F97),
+    ("creatinine", "continuous", "mg/dL", "serum creatinine", _C97),
+    ("sodium", "continuous", "mmol/L", "serum sodium", _F97),
+    ("potassium", "continuous", "mmol/L", "serum potassium", _C97),
+    ("glucose", "continuous", "mg/dL", "blood glucose", _F97),
+    ("wbc", "continuous", "10^9/L", "white blood cell count", _C97),
+    ("hematocrit", "continuous", "%", "haematocrit", _F97),
+    ("albumin", "continuous", "g/dL", "serum albumin", _C97),
+    ("ph", "continuous", "pH units", "arterial pH", _F97),
+    ("po2", "continuous", "mmHg", "arterial partial pressure of oxygen", _F97),
+    ("pco2", "continuous", "mmHg", "arterial partial pressure of carbon dioxide", _C97),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f[0] for f in _FEATURES)
+
+#: Hospitals: share of patients, case mix (age shift in years, shift of the latent acute
+#: severity in SD, log-odds shifts of comorbidity prevalence) and care policy (intercept of the
+#: log-odds of aggressive care, and how strongly the asthma / chest pain / heart disease
+#: escalation protocol is applied, 0..1). All assumptions, chosen so that hospitals differ.
+_HOSPITALS: tuple[dict[str, Any], ...] = (
+    {"name": "university", "share": 0.26, "age_shift": 1.0, "severity_shift": 0.15,
+     "prevalence": {"cancer": 0.5, "liver_disease": 0.3}, "care_intercept": -1.9,
+     "protocol": 1.0},
+    {"name": "urban", "share": 0.24, "age_shift": -7.0, "severity_shift": 0.0,
+     "prevalence": {"asthma": 0.6, "nursing_home": -0.5, "liver_disease": 0.4},
+     "care_intercept": -2.2, "protocol": 1.0},
+    {"name": "suburban", "share": 0.20, "age_shift": 0.0, "severity_shift": -0.15,
+     "prevalence": {}, "care_intercept": -2.4, "protocol": 0.9},
+    {"name": "rural", "share": 0.16, "age_shift": 4.0, "severity_shift": 0.1,
+     "prevalence": {"copd": 0.5, "nursing_home": 0.3, "asthma": -0.3},
+     "care_intercept": -2.9, "protocol": 0.7},
+    {"name": "veterans", "share": 0.14, "age_shift": 5.0, "severity_shift": 0.2,
+     "prevalence": {"heart_disease": 0.5, "male": 2.0, "copd": 0.3},
+     "care_intercept": -2.7, "protocol": 0.5},
+)
+
+#: Every number of the generative model. ``sources`` says which come from publications.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "intercept": -6.77,  # calibrated (assumption) so that overall mortality is about 10.6 %
+    # --- untreated log-odds of death: binary risk factors (log odds ratios). The factors come
+    # from Fine1997 (PSI) and Caruana2015; their sizes are assumptions loosely following the PSI
+    # points (10 points ~ 0.25 log-odds).
+    "risk": {
+        "male": 0.2, "nursing_home": 0.5, "asthma": 0.5, "copd": 0.3, "heart_disease": 0.45,
+        "chf": 0.45, "diabetes": 0.2, "cancer": 1.0, "liver_disease": 0.8, "renal_disease": 0.35,
+        "cerebrovascular": 0.35, "chest_pain": 0.35, "altered_mental_status": 0.8,
+        "pleural_effusion": 0.35, "multilobar": 0.4,
+    },
+    # --- non-linear terms (forms from Fine1997 thresholds; sizes are assumptions)
+    "age_slope": 0.03,            # per year, centred at 70
+    "age_curve": 0.003,           # per year^2 above 75 (accelerating risk in the very old)
+    "age_step65": 0.25,           # step at the round number 65 (Lengerich2022-style)
+    "temperature_u": 1.2,         # per degC^2 away from 37.8 (U shape), capped at 3
+    "temperature_extreme": 0.2,   # temperature < 35 or >= 40 C (Fine1997 threshold)
+    "heart_rate_high": 0.3,       # pulse >= 125 /min (Fine1997 threshold)
+    "heart_rate_u": 2e-4,         # per (beats/min)^2 away from 85 (U shape)
+    "respiratory_rate_high": 0.3,  # >= 30 /min (Fine1997 threshold)
+    "respiratory_rate_curve": 0.006,  # per (breaths/min)^2 above 18 (convex)
+    "systolic_bp_low": 0.6,       # < 90 mmHg (Fine1997 threshold)
+    "systolic_bp_u": 4e-4,      # per mmHg^2 away from 125 (U shape)
+    "bun_high": 0.4,              # >= 30 mg/dL (Fine1997 threshold)
+    "bun_log": 0.3,               # per log-unit of BUN / 17 mg/dL
+    "sodium_low": 0.3,            # < 130 mmol/L (Fine1997 threshold)
+    "sodium_u": 0.05,             # per (mmol/L)^2 away from 139 (U shape), capped at 2
+    "potassium_u": 0.8,           # per (mmol/L)^2 away from 4.3, capped at 2.5
+    "glucose_high": 0.3,          # >= 250 mg/dL (Fine1997 threshold)
+    "wbc_low": 0.3,               # < 4 x 10^9/L (assumption)
+    "wbc_u": 0.8,                 # per log(WBC / 10)^2 (U shape on the log scale)
+    "hematocrit_low": 0.3,        # < 30 % (Fine1997 threshold)
+    "albumin_slope": -0.5,        # per g/dL, centred at 3.4 (assumption)
+    "ph_low": 0.5,                # arterial pH < 7.35 (Fine1997 threshold)
+    "po2_low": 0.4,               # pO2 < 60 mmHg (Fine1997 threshold)
+    "pco2_high": 0.9,             # pCO2 > 50 mmHg (assumption) ...
+    "pco2_high_copd_factor": 0.3,  # ... only 30 % as dangerous with COPD (chronic hypercapnia)
+    "pco2_low": 0.4,              # pCO2 < 30 mmHg (assumption)
+    # --- interactions (assumptions)
+    "heart_disease_x_hypotension": 0.6,   # heart disease and SBP < 90 (cardiogenic shock)
+    "cancer_x_leukopenia": 0.8,           # cancer and WBC < 4 (neutropenia)
+    "ams_x_age": 0.015,                   # altered mental status, per year above 70
+    # --- care: aggressive care (early ICU-level treatment) lowers the log-odds of death by
+    # this much for everyone (assumption; Caruana2015 gives no effect size).
+    "care_effect": -2.2,
+    # --- care policy: log-odds of aggressive care = hospital intercept
+    #     + care_severity * (untreated log-odds - cohort mean) + noise
+    #     + protocol * policy_strength * boost[feature]
+    "care_severity": 0.5,         # clinicians see part of the severity (assumption)
+    "care_noise_sd": 0.5,         # unobserved clinical judgement (assumption)
+    "care_boost": {"asthma": 5.0, "chest_pain": 3.5, "heart_disease": 3.5},  # Caruana2015
+    # direction; sizes are assumptions chosen so that the observed association is protective.
+    "policy_strength": 1.0,
+    # ICU admission (a marker recorded in metadata; the effect on death is carried by care)
+    "icu_intercept": 0.2, "icu_severity": 0.6, "icu_asthma": 0.8,
+    "sources": {
+        "n, n_train, n_test, mortality ~10.6 %, 46 features": _C97,
+        "asthma, chest pain, heart disease look protective because of aggressive care": _C15,
+        "risk factors and thresholds": _F97,
+        "round-number steps (age 65)": _L22,
+        "all coefficients, distributions, hospitals, care effect and policy": _ASSUME,
+    },
+}
+
+_POLICY_FEATURES = ("asthma", "chest_pain", "heart_disease")
+
+
+def _get(X: Any, name: str) -> np.ndarray:
+    return np.asarray(X[name], dtype=np.float64)
+
+
+def untreated_log_odds(X: Any, params: Mapping[str, Any] | None = None) -> np.ndarray:
+    """True log-odds of death without aggressive care, a function of the features only.
+
+    Parameters
+    ----------
+    X : DataFrame or mapping of feature name to array
+        Must hold every column of ``FEATURE_NAMES``.
+    params : dict, optional
+        Generative parameters (default ``DEFAULT_PARAMS``).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> d = simulate_pneumonia(200, random_state=0)
+    >>> X1 = d.X.assign(asthma=1.0); X0 = d.X.assign(asthma=0.0)
+    >>> delta = untreated_log_odds(X1) - untreated_log_odds(X0)
+    >>> bool(np.allclose(delta, 0.5))
+    True
+    """
+    p = DEFAULT_PARAMS if params is None else params
+    missing = [c for c in FEATURE_NAMES if c not in X]
+    if missing:
+        raise ValueError(f"X={describe(X)} lacks the feature(s) {missing}; expected every column "
+                         f"of confoundry.datasets pneumonia FEATURE_NAMES.")
+    r = p["risk"]
+    z = np.full(len(np.asarray(X["age"])), float(p["intercept"]))
+    for name, beta in r.items():
+        z += beta * _get(X, name)
+    age = _get(X, "age")
+    z += p["age_slope"] * (age - 70) + p["age_curve"] * np.maximum(age - 75, 0) ** 2
+    z += p["age_step65"] * (age >= 65)
+    t = _get(X, "temperature")
+    z += np.minimum(p["temperature_u"] * (t - 37.8) ** 2, 3.0)
+    z += p["temperature_extreme"] * ((t < 35) | (t >= 40))
+    hr, rr = _get(X, "heart_rate"), _get(X, "respiratory_rate")
+    z += p["heart_rate_high"] * (hr >= 125) + p["heart_rate_u"] * (hr - 85) ** 2
+    z += p["respiratory_rate_high"] * (rr >= 30)
+    z += p["respiratory_rate_curve"] * np.maximum(rr - 18, 0) ** 2
+    sbp = _get(X, "systolic_bp")
+    hypot = (sbp < 90).astype(np.float64)
+    z += p["systolic_bp_low"] * hypot + p["systolic_bp_u"] * (sbp - 125) ** 2
+    bun = _get(X, "bun")
+    z += p["bun_high"] * (bun >= 30) + p["bun_log"] * np.log(bun / 17.0)
+    na = _get(X, "sodium")
+    z += p["sodium_low"] * (na < 130) + np.minimum(p["sodium_u"] * (na - 139) ** 2, 2.0)
+    z += np.minimum(p["potassium_u"] * (_get(X, "potassium") - 4.3) ** 2, 2.5)
+    z += p["glucose_high"] * (_get(X, "glucose") >= 250)
+    wbc = _get(X, "wbc")
+    leukopenia = (wbc < 4).astype(np.float64)
+    z += p["wbc_low"] * leukopenia + p["wbc_u"] * np.log(wbc / 10.0) ** 2
+    z += p["hematocrit_low"] * (_get(X, "hematocrit") < 30)
+    z += p["albumin_slope"] * (_get(X, "albumin") - 3.4)
+    z += p["ph_low"] * (_get(X, "ph") < 7.35)
+    z += p["po2_low"] * (_get(X, "po2") < 60)
+    pco2, copd = _get(X, "pco2"), _get(X, "copd")
+    z += p["pco2_high"] * (pco2 > 50) * (1 - (1 - p["pco2_high_copd_factor"]) * copd)
+    z += p["pco2_low"] * (pco2 < 30)
+    z += p["heart_disease_x_hypotension"] * _get(X, "heart_disease") * hypot
+    z += p["cancer_x_leukopenia"] * _get(X, "cancer") * leukopenia
+    z += p["ams_x_age"] * _get(X, "altered_mental_status") * (age - 70)
+    return z
+
+
+def _bern(rng: np.random.Generator, logit: np.ndarray) -> np.ndarray:
+    return (rng.random(len(logit)) < expit(logit)).astype(np.float64)
+
+
+def _simulate_features(rng: np.random.Generator, hosp: np.ndarray) -> dict[str, np.ndarray]:
+    """Patient features given hospital codes (distributions are assumptions, loosely matched to
+    inpatient pneumonia cohorts)."""
+    n = len(hosp)
+    H = _HOSPITALS
+
+    def per_h(key: str, default: float = 0.0, sub: str | None = None) -> np.ndarray:
+        if sub is None:
+            vals = np.array([h[key] for h in H], dtype=np.float64)
+        else:
+            vals = np.array([h[key].get(sub, default) for h in H], dtype=np.float64)
+        return vals[hosp]
+
+    def prev(name: str) -> np.ndarray:
+        return per_h("prevalence", 0.0, name)
+
+    Z = rng.standard_normal((n, 16))
+    sev = Z[:, 0] + per_h("severity_shift")  # latent acute severity (never observed)
+    age = np.clip(np.round(70 + per_h("age_shift") + 15 * Z[:, 1]), 18, 100)
+    a = (age - 70) / 10
+    male = _bern(rng, 0.0 + prev("male"))
+    nursing = _bern(rng, -2.4 + 0.8 * a + prev("nursing_home"))
+    asthma = _bern(rng, -2.5 - 0.25 * a + prev("asthma"))
+    copd = _bern(rng, -1.3 + 0.2 * a + 0.4 * male + prev("copd"))
+    heart = _bern(rng, -1.6 + 0.4 * a + 0.4 * male + prev("heart_disease"))
+    chf = _bern(rng, -2.2 + 0.4 * a + 1.0 * heart)
+    diabetes = _bern(rng, -1.7 + 0.1 * a)
+    cancer = _bern(rng, -2.6 + 0.2 * a + prev("cancer"))
+    liver = _bern(rng, -3.4 + prev("liver_disease"))
+    renal = _bern(rng, -2.6 + 0.3 * a + 0.5 * diabetes)
+    cerebro = _bern(rng, -2.4 + 0.4 * a)
+    chest_pain = _bern(rng, -1.0 - 0.25 * a + 0.8 * heart)
+    ams = _bern(rng, -2.6 + 0.35 * a + 0.6 * sev + 0.7 * cerebro + 0.6 * nursing)
+    effusion = _bern(rng, -2.2 + 0.4 * sev + 0.5 * chf + 0.6 * cancer)
+    multilobar = _bern(rng, -1.3 + 0.4 * sev)
+
+    temperature = np.round(37.9 + 0.85 * Z[:, 2] - 0.1 * a, 1)
+    heart_rate = np.round(np.clip(92 + 17 * Z[:, 3] + 5 * sev, 35, 180))
+    resp = np.round(np.clip(22 + 5 * Z[:, 4] + 2.5 * sev, 8, 60))
+    sbp = np.round(np.clip(128 - 7 * sev + 22 * Z[:, 5] + 3 * a, 50, 240))
+    log_bun = np.log(17) + 0.5 * Z[:, 6] + 0.2 * sev + 0.6 * renal + 0.08 * a
+    bun = np.round(np.clip(np.exp(log_bun), 2, 200))
+    creat = np.round(np.exp(0.7 * (log_bun - np.log(17)) + 0.3 * Z[:, 7] + 0.4 * renal
+                            + 0.1 * male), 1).clip(0.3, 15)
+    sodium = np.round(np.clip(137.5 + 3.8 * Z[:, 8] - 0.5 * sev, 110, 170))
+    potassium = np.round(np.clip(4.2 + 0.5 * Z[:, 9] + 0.3 * renal, 2.0, 8.0), 1)
+    glucose = np.round(np.clip(np.exp(np.log(125) + 0.3 * Z[:, 10] + 0.5 * diabetes
+                                      + 0.05 * sev), 40, 900))
+    wbc = np.round(np.clip(np.exp(np.log(11.5) + 0.45 * Z[:, 11] + 0.1 * sev), 0.5, 80), 1)
+    hct = np.round(np.clip(38.5 + 5 * Z[:, 12] - 2.5 * cancer - 2 * renal, 15, 60), 1)
+    albumin = np.round(np.clip(3.4 + 0.5 * Z[:, 13] - 0.2 * sev - 0.3 * nursing - 0.5 * liver,
+                               1.0, 5.5), 1)
+    ph = np.round(7.41 + 0.045 * Z[:, 14] - 0.015 * sev, 2)
+    po2 = np.round(np.clip(72 + 14 * Z[:, 15] - 4 * sev - 7 * copd, 30, 150))
+    pco2 = np.round(np.clip(38 + 5.5 * rng.standard_normal(n) + 9 * copd + 1.5 * sev
+                            - 40 * (ph - 7.41), 15, 100))
+    cols = {
+        "age": age, "male": male, "nursing_home": nursing, "asthma": asthma, "copd": copd,
+        "heart_disease": heart, "chf": chf, "diabetes": diabetes, "cancer": cancer,
+        "liver_disease": liver, "renal_disease": renal, "cerebrovascular": cerebro,
+        "chest_pain": chest_pain, "altered_mental_status": ams, "pleural_effusion": effusion,
+        "multilobar": multilobar, "temperature": temperature, "heart_rate": heart_rate,
+        "respiratory_rate": resp, "systolic_bp": sbp, "bun": bun, "creatinine": creat,
+        "sodium": sodium, "potassium": potassium, "glucose": glucose, "wbc": wbc,
+        "hematocrit": hct, "albumin": albumin, "ph": ph, "po2": po2, "pco2": pco2,
+    }
+    return {k: cols[k] for k in FEATURE_NAMES}
+
+
+def _feature_effects(X: pd.DataFrame, params: Mapping[str, Any], n_eval: int = 2000,
+                     n_grid: int = 25) -> pd.DataFrame:
+    """True causal effect of each feature on the untreated log-odds (interventional contrasts
+    averaged over the cohort's other features)."""
+    Xe = X.iloc[:n_eval]
+    m = len(Xe)
+    kinds = {f[0]: f[1] for f in _FEATURES}
+    sources = {f[0]: f[4] for f in _FEATURES}
+    rows = []
+    base = {c: Xe[c].to_numpy() for c in FEATURE_NAMES}
+    for name in FEATURE_NAMES:
+        col = X[name].to_numpy()
+        if kinds[name] == "binary":
+            grid = np.array([0.0, 1.0])
+            lo_v, hi_v, contrast = 0.0, 1.0, "0 -> 1"
+        else:
+            lo_v, hi_v = np.quantile(col, [0.1, 0.9])
+            grid = np.unique(np.concatenate([np.quantile(col, np.linspace(0.01, 0.99, n_grid)),
+                                             [lo_v, hi_v]]))
+            contrast = f"p10 ({lo_v:.4g}) -> p90 ({hi_v:.4g})"
+        stacked = {c: np.tile(v, len(grid)) for c, v in base.items()}
+        stacked[name] = np.repeat(grid, m)
+        curve = untreated_log_odds(stacked, params).reshape(len(grid), m).mean(axis=1)
+        effect = float(curve[np.searchsorted(grid, hi_v)] - curve[np.searchsorted(grid, lo_v)])
+        rng_ = float(curve.max() - curve.min())
+        diffs = np.diff(curve)
+        if rng_ < 1e-9:
+            shape = "none"
+        elif np.all(diffs >= -1e-9):
+            shape = "increasing"
+        elif np.all(diffs <= 1e-9):
+            shape = "decreasing"
+        else:
+            shape = "non-monotone"
+        boost = params["care_boost"].get(name, 0.0) * params["policy_strength"]
+        rows.append({
+            "feature": name, "kind": kinds[name], "effect_logit": effect,
+            "odds_ratio": float(np.exp(effect)), "contrast": contrast,
+            "effect_range_logit": rng_, "shape": shape, "care_boost_logit": float(boost),
+            "source": sources[name] if name in ("asthma", "chest_pain", "heart_disease")
+            else f"feature: {sources[name]}; size: assumption",
+        })
+    return pd.DataFrame(rows)
+
+
+_DESCR = """\
+Simulated pneumonia cohort with the asthma paradox (confoundry.datasets.simulate_pneumonia)
+--------------------------------------------------------------------------------------------
+Patients admitted with pneumonia to five hospitals that differ in case mix and care policy.
+Each patient has {d} features (demographics, comorbidities, symptoms, vital signs, labs and blood
+gases, radiograph findings; units in ``feature_descriptions``), the care received (metadata:
+``hospital``, ``aggressive_care``, ``icu_admission``; never model inputs) and in-hospital death.
+
+Causal structure (ground truth known exactly):
+  features --> untreated log-odds of death (non-linear: age, U-shaped temperature, blood pressure,
+  potassium, sodium, pCO2; steps at round-number thresholds; interactions)
+  features, hospital --> aggressive care (asthma, chest pain and heart disease trigger escalation)
+  untreated log-odds + care_effect * aggressive_care --> death
+Asthma, chest pain and heart disease truly *raise* the untreated risk, but they raise the chance
+of aggressive care, which lowers mortality enough that their observed association with death is
+protective: a model trained on these data learns ``HasAsthma(x) => LowerRisk(x)`` (Caruana et al.
+2015). Sizes of the cohort and its split follow Cooper et al. (1997); risk factors and thresholds
+follow the Pneumonia Severity Index (Fine et al. 1997); every coefficient is an assumption,
+listed in ``params``.
+"""
+
+
+def simulate_pneumonia(
+    n: int = N_COOPER,
+    *,
+    random_state: Any = None,
+    n_train: int | None = None,
+    care_effect: float | None = None,
+    policy_strength: float | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Bunch:
+    """Simulate a pneumonia cohort in which asthma looks protective but is harmful.
+
+    Parameters
+    ----------
+    n : int, default 14199
+        Number of patients (Cooper et al. 1997 had 14,199).
+    random_state : None, int or numpy Generator
+        Seed; the same seed gives the same cohort, split and outcomes.
+    n_train : int, optional
+        Size of the training part of the random split. Default: ``round(n * 9847 / 14199)``,
+        which is 9,847 training and 4,352 test patients at the default ``n`` (the sizes of
+        Cooper et al. 1997; that the split is random is an assumption).
+    care_effect : float, optional
+        Change of the log-odds of death caused by aggressive care (default -2.2, an
+        assumption). 0 removes the benefit of care and with it the paradox.
+    policy_strength : float, optional
+        Multiplier (>= 0) of the escalation of care triggered by asthma, chest pain and heart
+        disease (default 1). 0 gives a control cohort without the paradox.
+    params : dict, optional
+        Override any entry of ``DEFAULT_PARAMS`` (nested dicts are merged).
+
+    Returns
+    -------
+    Bunch with keys (also attributes)
+
+    X : DataFrame (n, 31), float64
+        Model inputs; index ``patient_id`` 0..n-1.
+    y : Series ``"death"``, int 0/1
+    metadata : DataFrame
+        ``hospital`` (str, 5 levels), ``aggressive_care`` (0/1), ``icu_admission`` (0/1):
+        never model inputs.
+    ground_truth : DataFrame, one row per patient
+        ``untreated_log_odds``, ``untreated_risk`` (risk of death without aggressive care),
+        ``treated_risk`` (with it), ``p_aggressive_care`` (the hospital's probability of giving
+        it), ``expected_risk`` (risk averaged over the care the hospital would give: what the
+        observational data identify), ``observed_risk`` (risk under the care actually received;
+        ``y`` is a Bernoulli draw of it).
+    feature_effects : DataFrame, one row per feature
+        True causal effect on the untreated log-odds: ``effect_logit`` (binary 0 -> 1,
+        continuous 10th -> 90th percentile, averaged over the cohort), ``odds_ratio``,
+        ``effect_range_logit`` (range of the averaged effect curve), ``shape``
+        (increasing / decreasing / non-monotone), ``care_boost_logit`` and ``source``.
+    feature_descriptions : dict of str to str
+        ``"description (unit)"`` per feature; ``feature_units`` and ``feature_kinds`` likewise.
+    untreated_log_odds : callable
+        ``f(X) -> ndarray``: the true untreated log-odds for any feature table.
+    train, test : Bunch
+        The random split, each with ``X``, ``y``, ``metadata``, ``ground_truth``.
+    train_index, test_index : ndarray
+        Row labels of the split.
+    params : dict
+        Every generative parameter, with ``sources``.
+    DESCR : str
+
+    Examples
+    --------
+    >>> d = simulate_pneumonia(random_state=0)
+    >>> d.X.shape, len(d.train.X), len(d.test.X)
+    ((14199, 31), 9847, 4352)
+    >>> bool(0.08 < d.y.mean() < 0.13)
+    True
+    >>> eff = d.feature_effects.set_index("feature")
+    >>> bool(eff.loc["asthma", "effect_logit"] > 0)      # truly harmful
+    True
+    >>> bool(d.y[d.X.asthma == 1].mean() < d.y[d.X.asthma == 0].mean())   # looks protective
+    True
+    """
+    n = check_positive_int(n, "n", minimum=20)
+    rng = check_random_state(random_state)
+    p = copy.deepcopy(DEFAULT_PARAMS)
+    if params is not None:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params={describe(params)} is not a mapping; expected a dict of "
+                            "entries of DEFAULT_PARAMS.")
+        for key, value in params.items():
+            if key not in p:
+                raise ValueError(f"params has the key {key!r}, which is not a parameter; "
+                                 f"expected some of {sorted(p)}.")
+            if isinstance(p[key], dict) and isinstance(value, Mapping):
+                p[key].update(value)
+            else:
+                p[key] = value
+    if care_effect is not None:
+        p["care_effect"] = _check_float(care_effect, "care_effect")
+    if policy_strength is not None:
+        ps = _check_float(policy_strength, "policy_strength")
+        if ps < 0:
+            raise ValueError(f"policy_strength={policy_strength!r} is negative; expected a "
+                             "number >= 0.")
+        p["policy_strength"] = ps
+    if n_train is None:
+        n_train = int(round(n * N_TRAIN_COOPER / N_COOPER))
+    else:
+        n_train = check_positive_int(n_train, "n_train")
+        if n_train >= n:
+            raise ValueError(f"n_train={n_train} is not valid for n={n}; expected an integer "
+                             "below n so that the test set is not empty.")
+
+    shares = np.array([h["share"] for h in _HOSPITALS])
+    hosp = rng.choice(len(_HOSPITALS), size=n, p=shares / shares.sum())
+    cols = _simulate_features(rng, hosp)
+    index = pd.RangeIndex(n, name="patient_id")
+    X = pd.DataFrame(cols, index=index, dtype=np.float64)
+
+    L = untreated_log_odds(cols, p)
+    h_int = np.array([h["care_intercept"] for h in _HOSPITALS])[hosp]
+    h_prot = np.array([h["protocol"] for h in _HOSPITALS])[hosp]
+    boost = sum(p["care_boost"].get(f, 0.0) * cols[f] for f in _POLICY_FEATURES)
+    care_logit = (h_int + p["care_severity"] * (L - L.mean())
+                  + h_prot * p["policy_strength"] * boost)
+    noise = p["care_noise_sd"] * rng.standard_normal(n)
+    p_care = expit(care_logit + noise)
+    care = (rng.random(n) < p_care).astype(np.int64)
+    icu_logit = (p["icu_intercept"] + p["icu_severity"] * (L - L.mean())
+                 + p["icu_asthma"] * cols["asthma"])
+    icu = care * (rng.random(n) < expit(icu_logit)).astype(np.int64)
+
+    untreated = expit(L)
+    treated = expit(L + p["care_effect"])
+    observed = np.where(care == 1, treated, untreated)
+    death = (rng.random(n) < observed).astype(np.int64)
+
+    y = pd.Series(death, index=index, name="death")
+    metadata = pd.DataFrame({
+        "hospital": np.array([h["name"] for h in _HOSPITALS], dtype=object)[hosp],
+        "aggressive_care": care, "icu_admission": icu,
+    }, index=index)
+    ground_truth = pd.DataFrame({
+        "untreated_log_odds": L, "untreated_risk": untreated, "treated_risk": treated,
+        "p_aggressive_care": p_care,
+        "expected_risk": p_care * treated + (1 - p_care) * untreated,
+        "observed_risk": observed,
+    }, index=index)
+
+    perm = rng.permutation(n)
+    train_index, test_index = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+    def part(rows: np.ndarray) -> Bunch:
+        return Bunch(X=X.iloc[rows], y=y.iloc[rows], metadata=metadata.iloc[rows],
+                     ground_truth=ground_truth.iloc[rows])
+
+    info = {f[0]: f for f in _FEATURES}
+    params_out = copy.deepcopy(p)
+    params_out["hospitals"] = copy.deepcopy(list(_HOSPITALS))
+    params_out["n"], params_out["n_train"] = n, n_train
+
+    def risk_fn(X_: Any) -> np.ndarray:
+        return untreated_log_odds(X_, params_out)
+
+    risk_fn.__doc__ = untreated_log_odds.__doc__
+    return Bunch(
+        X=X, y=y, metadata=metadata, ground_truth=ground_truth,
+        feature_effects=_feature_effects(X, p),
+        feature_descriptions={k: f"{v[3]} ({v[2]})" for k, v in info.items()},
+        feature_units={k: v[2] for k, v in info.items()},
+        feature_kinds={k: v[1] for k, v in info.items()},
+        untreated_log_odds=risk_fn,
+        train=part(train_index), test=part(test_index),
+        train_index=train_index, test_index=test_index,
+        params=params_out, DESCR=_DESCR.format(d=len(FEATURE_NAMES)),
+    )
+
+
+def _check_float(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}={value!r} is a bool; expected a finite number.")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={describe(value)} is not a number; expected a finite "
+                        "float.") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name}={value!r} is not finite; expected a finite number.")
+    return v

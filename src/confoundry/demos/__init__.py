@@ -1,0 +1,21 @@
+"""Building blocks of the case studies: the pneumonia MLP and the ground-truth danger table.
+
+Examples
+--------
+>>> from confoundry.demos import danger_table, train_pneumonia_mlp
+>>> callable(danger_table) and callable(train_pneumonia_mlp)
+True
+"""
+
+from ._danger import DangerTable, danger_table
+from ._pneumonia_model import (
+    DEFAULT_CONFIGS,
+    MLPSearchResult,
+    PneumoniaMLP,
+    train_pneumonia_mlp,
+)
+
+__all__ = [
+    "DEFAULT_CONFIGS", "DangerTable", "MLPSearchResult", "PneumoniaMLP", "danger_table",
+    "train_pneumonia_mlp",
+]
