@@ -29,5 +29,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
+screenshot: $(STAMP)
+	$(BIN)/python scripts/screenshot_report.py
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,207 @@
+"""``AuditResult``: everything one ``Audit.run()`` found, as frames, JSON and one HTML file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .._result import Finding, ResultMixin, findings_frame, to_jsonable
+from ._findings import iter_results, verdict
+
+STATUSES = ("ran", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """What happened to one step of the audit.
+
+    Parameters
+    ----------
+    name : str
+        Step name, e.g. ``"probes"``.
+    status : {"ran", "skipped", "failed"}
+    reason : str
+        Why it was skipped, or the error message when it failed ("" when it ran).
+    seconds : float
+        Wall time spent in the step.
+    detail : str
+        The last lines of the traceback of a failed step (for the JSON record).
+    warnings : tuple of str
+        Warnings the step raised (shown in the report rather than lost in a console).
+
+    Examples
+    --------
+    >>> StepStatus("probes", "skipped", "no metadata was given").label
+    'skipped: no metadata was given'
+    """
+
+    name: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status={self.status!r} is not valid; expected one of {STATUSES}.")
+
+    @property
+    def label(self) -> str:
+        return self.status if self.status == "ran" else f"{self.status}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "reason": self.reason,
+                "seconds": round(float(self.seconds), 4), "detail": self.detail,
+                "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True, eq=False)
+class AuditResult(ResultMixin):
+    """The outcome of :meth:`confoundry.Audit.run`.
+
+    Attributes
+    ----------
+    steps : dict of str to StepStatus
+        Every step, in the order it was considered: ran, skipped (with the reason) or failed
+        (with the error message). Nothing is left out silently.
+    results : dict of str to result
+        Step name to its result object (``ModelComparison``, ``ProbeResult``, ...), or to a dict
+        of such objects for steps that produce several (one per baseline or metadata column).
+    model_name : str
+    task : str
+    data : dict
+        Description of the test (and training) data: n, prevalence, metadata × label tables.
+    reproducibility : dict
+        Package versions, seeds, determinism settings, data and model fingerprints.
+    options : dict
+        The options the audit ran with.
+    notes : list of str
+        What the audit did that a reader must know (e.g. a subsample for attributions).
+    """
+
+    steps: Mapping[str, StepStatus]
+    results: Mapping[str, Any]
+    model_name: str
+    task: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    reproducibility: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    findings_: tuple[Finding, ...] = ()
+
+    # ---------------------------------------------------------------- surface
+    def findings(self) -> list[Finding]:
+        """Every finding of every step (and one per failed step), in order of arrival."""
+        return list(self.findings_)
+
+    def summary(self) -> pd.DataFrame:
+        """Findings as a DataFrame, worst first.
+
+        Columns ``kind``, ``severity``, ``tip``, ``title``, ``subject``, ``model``, ``evidence``.
+        """
+        return findings_frame(self.findings())
+
+    def to_frame(self) -> pd.DataFrame:
+        """Same as :meth:`summary`."""
+        return self.summary()
+
+    def steps_frame(self) -> pd.DataFrame:
+        """One row per step: name, status, reason, seconds."""
+        rows = [s.to_dict() for s in self.steps.values()]
+        return pd.DataFrame(rows, columns=["name", "status", "reason", "seconds", "detail",
+                                           "warnings"])
+
+    def verdict(self) -> dict[str, Any]:
+        """Worst severity, counts per severity and one sentence for the reader."""
+        return verdict(self.findings())
+
+    def __getitem__(self, step: str) -> Any:
+        try:
+            return self.results[step]
+        except KeyError:
+            st = self.steps.get(step)
+            why = f" ({st.label})" if st is not None else ""
+            raise KeyError(f"step {step!r} has no result{why}; steps with results: "
+                           f"{sorted(self.results)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe record of the whole audit (findings, steps, every result's own dict)."""
+        results: dict[str, Any] = {}
+        for step, key, res in iter_results(self.results):
+            try:
+                d = to_jsonable(res.to_dict()) if hasattr(res, "to_dict") else to_jsonable(res)
+            except Exception as exc:  # keep the record whole; say what is missing
+                d = {"error": f"to_dict() failed: {type(exc).__name__}: {exc}"}
+            if key is None:
+                results[step] = d
+            else:
+                results.setdefault(step, {})[key] = d
+        return to_jsonable({
+            "type": "AuditResult",
+            "model_name": self.model_name,
+            "task": self.task,
+            "verdict": self.verdict(),
+            "findings": [f.to_dict() for f in findings_order(self.findings())],
+            "steps": {k: v.to_dict() for k, v in self.steps.items()},
+            "data": dict(self.data),
+            "notes": list(self.notes),
+            "options": dict(self.options),
+            "reproducibility": dict(self.reproducibility),
+            "results": results,
+        })
+
+    def to_html(self, path: Any = None, *, title: str | None = None) -> str:
+        """Write the self-contained HTML report to ``path`` (if given) and return its text.
+
+        The file needs no server, no network and no JavaScript; figures are inlined as PNG
+        data URIs and every user-supplied string is escaped.
+        """
+        from ..report import render_html
+
+        text = render_html(self, title=title)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return text
+
+    def plot(self, ax: Any = None) -> Any:
+        """Bar chart of the number of findings per severity."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 2.4))
+        counts = self.verdict()["counts"]
+        colors = {"high": "#c0392b", "medium": "#e67e22", "low": "#f1c40f", "info": "#7f8c8d"}
+        names = list(counts)
+        ax.barh(names[::-1], [counts[n] for n in names[::-1]],
+                color=[colors[n] for n in names[::-1]])
+        ax.set_xlabel("number of findings")
+        ax.set_title(f"audit of {self.model_name}")
+        ax.figure.tight_layout()
+        return ax.figure
+
+    def _repr_html_(self) -> str:
+        import html
+
+        v = self.verdict()
+        ran = sum(s.status == "ran" for s in self.steps.values())
+        head = (f"<p><b>AuditResult</b> of {html.escape(self.model_name)}: "
+                f"{html.escape(v['text'])} ({ran}/{len(self.steps)} steps ran)</p>")
+        frame = self.summary().drop(columns=["evidence"])
+        return head + frame.head(self._html_max_rows).to_html(escape=True, index=False)
+
+    def __repr__(self) -> str:
+        ran = [k for k, s in self.steps.items() if s.status == "ran"]
+        return (f"AuditResult(model={self.model_name!r}, task={self.task!r}, "
+                f"findings={len(self.findings_)}, steps_ran={ran})")
+
+
+def findings_order(findings: list[Finding]) -> list[Finding]:
+    """Findings worst first, stable within a severity."""
+    from .._result import _SEVERITY_RANK
+
+    return sorted(findings, key=lambda f: _SEVERITY_RANK[f.severity])

@@ -1,0 +1,276 @@
+"""One self-contained HTML file from an ``AuditResult``.
+
+Jinja2 with autoescaping renders every user-supplied string (feature names, metadata columns and
+levels, model names, error messages) as text; figures are PNG data URIs; there is no script, no
+external URL and a Content-Security-Policy that forbids any request, so the file opens offline,
+in any browser, without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._result import SEVERITIES, to_jsonable
+from ._figures import DPI, plot_result
+
+#: rows shown per table (the JSON record keeps every row).
+MAX_ROWS = 50
+
+#: the report's sections: id, title, tips, steps shown, one sentence on the question.
+SECTIONS = (
+    ("data", "The data", (4,), ("data",),
+     "How many samples, how balanced the label is, and how the label is distributed over each "
+     "metadata column: an unbalanced design is where confounders come from."),
+    ("baselines", "Deep learning against glass-box baselines", (2,),
+     ("performance", "baselines", "comparison"),
+     "Is the model better than equally tuned glass-box models on the same test data? Every "
+     "metric carries its bootstrap confidence interval; differences are paired."),
+    ("attributions", "What the model relies on: attributions, agreement, expectations", (8, 9),
+     ("attributions", "agreement", "expectations", "effect_curves", "shadow_glassbox",
+      "sanity_check"),
+     "Which features drive the model, whether glass-box models trained on the same data agree, "
+     "and whether any model contradicts what the domain knows."),
+    ("probes", "Confounder probes", (4, 7), ("probes",),
+     "Does metadata the model never saw predict its outputs, embeddings or errors, and does it "
+     "still predict them once the true label is accounted for? q-values are "
+     "Benjamini-Hochberg adjusted over the whole table."),
+    ("domains", "Domains and slices", (9,), ("domains", "slices", "error_contrast"),
+     "Where the model succeeds and where it fails, with intervals per domain, failing slices "
+     "confirmed on held-out data with false-discovery-rate control, and what the attributions "
+     "do differently where the model is wrong."),
+    ("controls", "Controls: overfitting and memorisation", (7,),
+     ("overfitting", "label_shuffle", "leave_one_group_out"),
+     "Does performance drop from training to test data, does the model beat a copy trained on "
+     "shuffled labels, and does it hold up on a site it never saw?"),
+    ("privacy", "Privacy", (10,), ("membership",),
+     "Could someone with the model tell who was in the training set?"),
+)
+
+STEP_TITLES = {
+    "data": "Data description", "performance": "The model's metric panel",
+    "baselines": "Glass-box baselines", "comparison": "Model comparison",
+    "attributions": "Attributions", "agreement": "Agreement with glass-box explanations",
+    "expectations": "Domain expectations", "effect_curves": "Effect curves",
+    "shadow_glassbox": "Shadow glass-box", "sanity_check": "Attribution sanity check",
+    "probes": "Confounder probes", "domains": "Per-domain metrics", "slices": "Failing slices",
+    "error_contrast": "Attributions where the model is wrong vs right",
+    "overfitting": "Overfitting gap", "label_shuffle": "Label-shuffle control",
+    "leave_one_group_out": "Leave one group out", "membership": "Membership-inference risk",
+}
+
+
+# ----------------------------------------------------------------- formatting
+def fmt(v: Any) -> str:
+    """A cell as short text: 4 significant digits, '–' for missing values.
+
+    Examples
+    --------
+    >>> fmt(0.123456), fmt(float("nan")), fmt(12), fmt(True)
+    ('0.1235', '–', '12', 'yes')
+    """
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if not math.isfinite(f):
+            return "–"
+        if f == int(f) and abs(f) < 1e15:
+            return str(int(f))
+        return f"{f:.4g}"
+    if isinstance(v, (Mapping, list, tuple, np.ndarray)):
+        text = json.dumps(to_jsonable(v), allow_nan=False)
+        return text if len(text) <= 200 else text[:197] + "..."
+    try:
+        if pd.isna(v):
+            return "–"
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def table(frame: Any, *, max_rows: int = MAX_ROWS, drop: tuple[str, ...] = ()) -> dict | None:
+    """A DataFrame (or mapping) as ``{"columns", "rows", "note"}`` for the template."""
+    if frame is None:
+        return None
+    if isinstance(frame, Mapping):
+        frame = pd.DataFrame({"quantity": [str(k) for k in frame],
+                              "value": [to_jsonable(v) for v in frame.values()]})
+    if not isinstance(frame, pd.DataFrame):
+        return None
+    frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+    n = len(frame)
+    shown = frame.head(max_rows)
+    rows = [[fmt(v) for v in row] for row in shown.itertuples(index=False, name=None)]
+    note = f"first {max_rows} of {n} rows; the JSON record has all of them" if n > max_rows else ""
+    return {"columns": [str(c) for c in frame.columns], "rows": rows, "note": note, "n": n}
+
+
+# -------------------------------------------------------------------- blocks
+def _summary_table(res: Any) -> dict | None:
+    fn = getattr(res, "summary", None)
+    if not callable(fn):
+        return None
+    try:
+        s = fn()
+    except Exception:
+        return None
+    if isinstance(s, Mapping):
+        return table(dict(s))
+    return None
+
+
+def _result_block(res: Any, heading: str, *, dpi: int, max_rows: int) -> dict[str, Any]:
+    block: dict[str, Any] = {"heading": heading, "tables": [], "figures": [], "errors": [],
+                             "findings": []}
+    if hasattr(res, "tables") and hasattr(res, "overview"):  # the data description
+        block["tables"].append({"caption": "overview", **table(dict(res.overview))})
+        for col, t in res.tables.items():
+            block["tables"].append({"caption": f"label by {col}", **table(t, max_rows=max_rows)})
+    summ = _summary_table(res)
+    if summ is not None:
+        block["tables"].append({"caption": "summary", **summ})
+    try:
+        frame = res.to_frame() if hasattr(res, "to_frame") else None
+        t = table(frame, max_rows=max_rows)
+        if t is not None:
+            block["tables"].append({"caption": "", **t})
+    except Exception as exc:
+        block["errors"].append(f"table unavailable: {type(exc).__name__}: {exc}")
+    uri, err = plot_result(res, dpi=dpi)
+    if uri is not None:
+        block["figures"].append({"uri": uri, "alt": f"figure: {heading}"})
+    if err is not None:
+        block["errors"].append(err)
+    try:
+        block["findings"] = [f.title for f in res.findings()] if hasattr(res, "findings") else []
+    except Exception as exc:
+        block["errors"].append(f"findings unavailable: {type(exc).__name__}: {exc}")
+    return block
+
+
+def _step_blocks(result: Any, step: str, *, dpi: int, max_rows: int) -> list[dict[str, Any]]:
+    res = result.results.get(step)
+    if res is None:
+        return []
+    title = STEP_TITLES.get(step, step)
+    if isinstance(res, Mapping) and not hasattr(res, "to_frame"):
+        return [_result_block(v, f"{title}: {k}", dpi=dpi, max_rows=max_rows)
+                for k, v in res.items()]
+    blocks = [_result_block(res, title, dpi=dpi, max_rows=max_rows)]
+    if isinstance(res, Mapping):  # e.g. Baselines: a mapping with a frame of its own
+        for k, v in res.items():
+            if hasattr(v, "to_frame") and hasattr(v, "plot"):
+                blocks.append(_result_block(v, f"{title}: {k}", dpi=dpi, max_rows=max_rows))
+    return blocks
+
+
+def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict[str, Any]:
+    verdict = result.verdict()
+    findings = result.summary()
+    frows = []
+    for _, f in findings.iterrows():
+        frows.append({"severity": f["severity"], "kind": f["kind"], "tip": fmt(f["tip"]),
+                      "title": f["title"], "subject": fmt(f["subject"]),
+                      "model": fmt(f["model"]),
+                      "evidence": json.dumps(to_jsonable(f["evidence"]), allow_nan=False,
+                                             indent=None)})
+    steps = [{"name": s.name, "status": s.status, "reason": s.reason,
+              "seconds": f"{s.seconds:.2f}", "warnings": list(s.warnings)}
+             for s in result.steps.values()]
+    sections = []
+    for sid, stitle, tips, step_names, intro in SECTIONS:
+        items = []
+        for st in step_names:
+            status = result.steps.get(st)
+            if status is None:
+                continue
+            items.append({"step": st, "title": STEP_TITLES.get(st, st), "status": status.status,
+                          "reason": status.reason, "warnings": list(status.warnings),
+                          "blocks": _step_blocks(result, st, dpi=dpi, max_rows=max_rows)})
+        sections.append({"id": sid, "title": stitle, "tips": ", ".join(map(str, tips)),
+                         "intro": intro, "items": items})
+    repro = dict(result.reproducibility)
+    versions = repro.pop("versions", {})
+    seeds = repro.pop("step_seeds", {})
+    return {
+        "title": title or f"confoundry audit of {result.model_name}",
+        "model_name": result.model_name, "task": result.task,
+        "verdict": verdict, "severities": SEVERITIES, "findings": frows, "steps": steps,
+        "sections": sections, "notes": list(result.notes),
+        "versions": table(versions), "seeds": table(seeds),
+        "repro": table({k: v for k, v in repro.items()}),
+        "options": table(dict(result.options)),
+        "overview": dict(result.data),
+        "summary_figure": plot_result(result, dpi=dpi)[0],
+    }
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader
+
+    return Environment(loader=PackageLoader("confoundry.report", "templates"), autoescape=True,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(result: Any, *, title: str | None = None, dpi: int = DPI,
+                max_rows: int = MAX_ROWS) -> str:
+    """Render an :class:`~confoundry.AuditResult` as one self-contained HTML document.
+
+    Parameters
+    ----------
+    result : AuditResult
+    title : str, optional
+        Page title (default "confoundry audit of <model>").
+    dpi : int
+        Resolution of the inlined PNG figures.
+    max_rows : int
+        Rows shown per table; the JSON record (``result.to_json()``) keeps every row.
+
+    Returns
+    -------
+    str
+        The HTML text: no script, no external URL, figures as data URIs, every user string
+        escaped.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import confoundry as cf
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.normal(size=(100, 2)), columns=["<b>a</b>", "b"])
+    >>> y = (X.iloc[:, 0] > 0).astype(int).to_numpy()
+    >>> res = cf.Audit(LogisticRegression().fit(X, y), X, y, verbose=False, n_boot=20,
+    ...                random_state=0, steps=["data", "performance"]).run()
+    >>> page = render_html(res)
+    >>> "<b>a</b>" in page, "http://" in page or "https://" in page
+    (False, False)
+    """
+    for attr in ("steps", "results", "summary", "verdict", "model_name"):
+        if not hasattr(result, attr):
+            raise TypeError(f"result has type {type(result).__name__}; expected an AuditResult "
+                            "(from confoundry.Audit(...).run()).")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 20 <= dpi <= 300:
+        raise ValueError(f"dpi={dpi!r} is not valid; expected an integer in [20, 300].")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_rows={max_rows!r} is not valid; expected an integer >= 1.")
+    ctx = _context(result, title=title, dpi=dpi, max_rows=max_rows)
+    return _environment().get_template("report.html").render(**ctx)
+
+
+def write_html(result: Any, path: Any, **kwargs: Any) -> str:
+    """Render ``result`` and write it to ``path`` (UTF-8); returns the path as a string."""
+    text = render_html(result, **kwargs)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return str(path)

@@ -1,0 +1,225 @@
+"""The ``confoundry`` command: help, the report command, the demo command, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import types
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from confoundry import cli  # noqa: E402
+
+MODEL_MODULE = '''
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+def load_model(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, 2))
+    y = (X[:, 0] > 0).astype(int)
+    return LogisticRegression().fit(X, y)
+
+not_callable = 3
+'''
+
+
+@pytest.fixture
+def project(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 160
+    df = pd.DataFrame({"age": rng.normal(size=n), "bun": rng.normal(size=n),
+                       "site": rng.choice(["a", "b"], n)})
+    df["death"] = (df["age"] + rng.normal(size=n) > 0).astype(int)
+    df.to_csv(tmp_path / "test.csv", index=False)
+    (tmp_path / "cf_test_model_mod.py").write_text(MODEL_MODULE)
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(textwrap.dedent('''
+        [data]
+        test = "test.csv"
+        label = "death"
+        metadata = ["site"]
+
+        [model]
+        entry_point = "cf_test_model_mod:load_model"
+        kwargs = { seed = 0 }
+        name = "logistic model"
+
+        [audit]
+        random_state = 0
+        n_boot = 30
+        n_permutations = 30
+        steps = ["data", "performance", "probes"]
+        '''))
+    return tmp_path, cfg
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "confoundry.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def help_text(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*args, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_lists_commands(capsys):
+    text = help_text(capsys)
+    assert "demo" in text and "report" in text and "--debug" in text
+    text = help_text(capsys, "report")
+    assert "entry_point" in text and "[data]" in text and "never unpickled" in text.replace(
+        "\n", " ") or "Nothing is unpickled" in text
+    text = help_text(capsys, "demo")
+    assert "--json" in text and "pneumonia" in text and "--quick" in text
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert cli.main([]) == cli.EXIT_USAGE
+    assert "usage: confoundry" in capsys.readouterr().err
+
+
+def test_report_end_to_end(project, capsys):
+    tmp, cfg = project
+    out, js = tmp / "r.html", tmp / "r.json"
+    code = cli.main(["report", str(cfg), "--out", str(out), "--json", str(js), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    html = out.read_text(encoding="utf-8")
+    assert "logistic model" in html and "http://" not in html
+    import json
+
+    d = json.loads(js.read_text())
+    assert d["steps"]["performance"]["status"] == "ran"
+    assert d["steps"]["baselines"]["status"] == "skipped"
+    assert "Wrote" in err
+
+
+def _bad_config(project, text):
+    tmp, _ = project
+    cfg = tmp / "bad.toml"
+    cfg.write_text(textwrap.dedent(text))
+    return cfg
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[data\n", "not valid TOML"),
+    ('[model]\nentry_point = "x:y"\n', "has no [data] table"),
+    ('[data]\ntest = "test.csv"\n[model]\nentry_point = "m:f"\n', "[data] label is missing"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\n[model]\nentry_point = "nodots"\n',
+     "expected 'package.module:function'"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\n[model]\n'
+     'entry_point = "no_such_module_xyz:f"\n', "cannot import module 'no_such_module_xyz'"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\n[model]\n'
+     'entry_point = "cf_test_model_mod:missing"\n', "has no attribute 'missing'"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\n[model]\n'
+     'entry_point = "cf_test_model_mod:not_callable"\n', "is not callable"),
+    ('[data]\ntest = "model.pkl"\nlabel = "death"\n[model]\nentry_point = "m:f"\n',
+     "pickled files are never loaded"),
+    ('[data]\ntest = "missing.csv"\nlabel = "death"\n[model]\nentry_point = "m:f"\n',
+     "does not exist"),
+    ('[data]\ntest = "test.csv"\nlabel = "outcome"\n[model]\n'
+     'entry_point = "cf_test_model_mod:load_model"\n', "no label column 'outcome'"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\nmetadata = ["hospital"]\n[model]\n'
+     'entry_point = "cf_test_model_mod:load_model"\n', "no metadata column(s) ['hospital']"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\nfeatures = ["age", "site"]\n'
+     'metadata = ["site"]\n[model]\nentry_point = "cf_test_model_mod:load_model"\n',
+     "metadata must not be model inputs"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\n[model]\n'
+     'entry_point = "cf_test_model_mod:load_model"\n[audit]\nbogus = 1\n',
+     "[audit] has unknown key(s) ['bogus']"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\nmetadata = ["site"]\n[model]\n'
+     'entry_point = "cf_test_model_mod:load_model"\n[audit]\nn_boot = 0\n', "n_boot=0"),
+    ('[data]\ntest = "test.csv"\nlabel = "death"\n[model]\n'
+     'entry_point = "cf_test_model_mod:load_model"\n',
+     "X has non-numeric column(s)"),
+])
+def test_report_bad_input_one_line_error(project, capsys, text, message):
+    cfg = _bad_config(project, text)
+    code = cli.main(["report", str(cfg), "--out", str(project[0] / "x.html"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_ERROR
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("confoundry: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_missing_config_and_bad_out(project, capsys):
+    tmp, cfg = project
+    assert cli.main(["report", str(tmp / "nope.toml")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["report", str(cfg), "--out", str(tmp / "r.txt")]) == 1
+    assert "should end in .html" in capsys.readouterr().err
+    assert cli.main(["report", str(cfg), "--out", str(tmp / "no" / "dir" / "r.html")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_real_process_exit_status(project):
+    """The command as a process: non-zero exit and one line on stderr."""
+    tmp, _ = project
+    out = run_cli("report", str(tmp / "nope.toml"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert out.stderr.startswith("confoundry: error: config file")
+
+
+def test_debug_reraises(project):
+    tmp, _ = project
+    with pytest.raises(cli.CLIError, match="does not exist"):
+        cli.main(["--debug", "report", str(tmp / "nope.toml")])
+    with pytest.raises(cli.CLIError, match="does not exist"):
+        cli.main(["report", str(tmp / "nope.toml"), "--debug"])
+
+
+def test_demo_forwards_arguments(monkeypatch, tmp_path, capsys):
+    calls = {}
+
+    def run_pneumonia_demo(*, out, json_path=None, n=None, quick=False, random_state=0,
+                           verbose=True):
+        calls.update(out=out, json_path=json_path, n=n, quick=quick,
+                     random_state=random_state, verbose=verbose)
+
+    fake = types.ModuleType("confoundry.demos")
+    fake.run_pneumonia_demo = run_pneumonia_demo
+    monkeypatch.setitem(sys.modules, "confoundry.demos", fake)
+    out = str(tmp_path / "r.html")
+    js = str(tmp_path / "r.json")
+    assert cli.main(["demo", "pneumonia", "--out", out, "--json", js, "--n", "500",
+                     "--quick", "--quiet"]) == 0
+    assert calls == {"out": out, "json_path": js, "n": 500, "quick": True, "random_state": 0,
+                     "verbose": False}
+
+
+def test_demo_missing_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    fake = types.ModuleType("confoundry.demos")  # no run_pneumonia_demo yet
+    monkeypatch.setitem(sys.modules, "confoundry.demos", fake)
+    assert cli.main(["demo", "pneumonia", "--out", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("confoundry: error: the pneumonia demo is not available in this installation "
+                   "(confoundry.demos.run_pneumonia_demo is missing)")
+    assert cli.main(["demo", "pneumonia", "--n", "5", "--out", str(tmp_path / "r.html")]) == 1
+
+
+def test_demo_rejects_unknown_case_study(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "influenza"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_is_declared():
+    from importlib import metadata
+
+    eps = [ep for ep in metadata.entry_points(group="console_scripts") if ep.name == "confoundry"]
+    assert eps and eps[0].value == "confoundry.cli:main"
