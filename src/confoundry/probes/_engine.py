@@ -1,0 +1,392 @@
+"""Permutation engine of the confounder probes: cheap statistics, permuted in (B, n) blocks.
+
+Every output probe reduces to one quantity. ``U`` (n, d) is an orthonormal basis of the output
+(ranks of a 1-D score, whitened principal components of multiclass scores or embeddings),
+orthogonal to the intercept (marginal tests) or to the label (conditional tests). ``D`` (n, m)
+is the design of one metadata column (one-hot levels, or standardised ranks of a continuous
+column). The statistic
+
+    T = trace(G' A G),   G = D' U,   A = pinv(D_r' D_r)
+
+is the Pillai trace of a linear probe of the output on the metadata (the sum of squared canonical
+correlations): eta² of ranks (a Kruskal-Wallis statistic) for a 1-D output and categorical
+metadata, Spearman's rho² for continuous metadata, ``chi²/n`` when both sides are categorical.
+``D_r`` is ``D`` centred within the permutation strata, so ``T / min(rank, d)`` is an R² (a
+partial R² in the conditional tests). Permuting the metadata is the same as permuting the rows
+of ``U`` with the inverse permutation, so one gather ``U[P]`` and one matrix product serve every
+metadata column at once, for B permutations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.stats import rankdata
+
+#: permutation blocks hold at most this many cells (B_chunk * n * d).
+MAX_CELLS = 4_000_000
+#: at most this many principal components of multi-dimensional outputs / embeddings.
+MAX_COMPONENTS = 10
+#: quantile bins of a continuous metadata column in the metadata-only straw model.
+N_BINS = 10
+#: folds of the metadata-only straw model.
+N_FOLDS = 5
+#: MCMC sweeps of the conditional permutation test (Berrett et al. 2020 use 50).
+CPT_STEPS = 50
+#: size of the pool of random pairings the CPT sampler draws from at each step.
+CPT_POOL = 64
+
+
+# ------------------------------------------------------------------ bases
+def standard_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks of ``x``, centred and scaled to unit variance (ties share a rank)."""
+    r = rankdata(x).astype(np.float64)
+    r -= r.mean()
+    sd = r.std()
+    return r / sd if sd > 0 else r
+
+
+def stratum_codes(labels: np.ndarray) -> np.ndarray:
+    """Integer codes 0..S-1 of the levels of ``labels``."""
+    return np.unique(labels, return_inverse=True)[1].ravel()
+
+
+def residualize(Z: np.ndarray, *, strata: np.ndarray | None = None,
+                basis: np.ndarray | None = None) -> np.ndarray:
+    """Residuals of the columns of ``Z`` after stratum means (or a least-squares fit on ``basis``
+    plus an intercept, or the grand mean when neither is given)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    Z = Z.reshape(len(Z), -1)
+    if strata is not None:
+        counts = np.bincount(strata).astype(np.float64)
+        means = np.stack([np.bincount(strata, weights=Z[:, j]) for j in range(Z.shape[1])], 1)
+        means /= np.maximum(counts, 1)[:, None]
+        return Z - means[strata]
+    if basis is not None:
+        X = np.column_stack([np.ones(len(Z)), basis])
+        coef, *_ = np.linalg.lstsq(X, Z, rcond=None)
+        return Z - X @ coef
+    return Z - Z.mean(axis=0)
+
+
+def orthonormal(Z: np.ndarray, max_dim: int | None = None) -> np.ndarray:
+    """Orthonormal basis (n, d) of the column space of ``Z``, largest directions first."""
+    Z = Z.reshape(len(Z), -1)
+    if Z.shape[1] == 0:
+        return Z
+    U, s, _ = np.linalg.svd(Z, full_matrices=False)
+    if s.size == 0 or s[0] <= 0:
+        return U[:, :0]
+    keep = s > s[0] * 1e-8 * max(Z.shape)
+    U = U[:, keep]
+    return U[:, :max_dim] if max_dim is not None else U
+
+
+def principal_components(Z: np.ndarray, k: int = MAX_COMPONENTS) -> np.ndarray:
+    """Scores of the top ``k`` principal components of ``Z`` (n, p), computed from the p x p
+    covariance (cheap for the tall matrices of embeddings)."""
+    Z = np.asarray(Z, dtype=np.float64).reshape(len(Z), -1)
+    Z = Z - Z.mean(axis=0)
+    n, p = Z.shape
+    if p <= k:
+        return Z
+    if p <= 4000:
+        w, V = np.linalg.eigh(Z.T @ Z)
+        V = V[:, ::-1][:, :k]
+        return Z @ V
+    from sklearn.utils.extmath import randomized_svd
+
+    U, s, _ = randomized_svd(Z, n_components=k, random_state=0)
+    return U * s
+
+
+def label_basis(y: np.ndarray) -> np.ndarray:
+    """Flexible basis of a continuous label: standardised ranks and their square and cube."""
+    r = standard_ranks(y)
+    B = np.column_stack([r, r**2, r**3])
+    return (B - B.mean(0)) / np.where(B.std(0) > 0, B.std(0), 1)
+
+
+def metadata_design(values: np.ndarray, kind: str) -> np.ndarray:
+    """One-hot levels of a categorical column, standardised ranks of a continuous one."""
+    if kind == "categorical":
+        codes = stratum_codes(values)
+        D = np.zeros((len(codes), int(codes.max()) + 1))
+        D[np.arange(len(codes)), codes] = 1.0
+        return D
+    return standard_ranks(np.asarray(values, dtype=np.float64))[:, None]
+
+
+# ------------------------------------------------------------------ statistic
+@dataclass
+class StatTask:
+    """One (output basis, metadata design) pair whose statistic is permuted."""
+
+    key: tuple
+    U: np.ndarray          # (n, d) orthonormal, orthogonal to the strata / intercept
+    D: np.ndarray          # (n, m) metadata design
+    A: np.ndarray          # (m, m) pinv of the centred design's cross-product
+    rank: int              # min(rank of centred design, d)
+
+
+def make_task(key: tuple, U: np.ndarray, D: np.ndarray, *, strata: np.ndarray | None) -> StatTask:
+    """Build a task; ``D`` is centred within ``strata`` (or overall) to compute ``A``."""
+    Dr = residualize(D, strata=strata)
+    A = np.linalg.pinv(Dr.T @ Dr, hermitian=True)
+    r = int(np.linalg.matrix_rank(Dr)) if U.shape[1] else 0
+    return StatTask(key, U, D, A, min(r, U.shape[1]))
+
+
+def evaluate(tasks: Sequence[StatTask], P: np.ndarray | None) -> dict[tuple, np.ndarray]:
+    """Statistic of every task for each row-permutation in ``P`` (B, n) applied to ``U``
+    (``P=None``: the observed statistic, returned with shape (1,)).
+
+    Tasks sharing one ``U`` share one gather ``U[P]`` and one batched product with the stacked
+    designs of all their metadata columns.
+    """
+    out: dict[tuple, np.ndarray] = {}
+    by_U: dict[int, list[StatTask]] = {}
+    for t in tasks:
+        by_U.setdefault(id(t.U), []).append(t)
+    for group in by_U.values():
+        U = group[0].U
+        n, d = U.shape
+        b = 1 if P is None else len(P)
+        if d == 0:
+            for t in group:
+                out[t.key] = np.zeros(b)
+            continue
+        Dall = np.hstack([t.D for t in group])                 # (n, M)
+        if d == 1:
+            Up = U[:, 0][None, :] if P is None else U[:, 0][P]   # (b, n)
+            G = (Up @ Dall)[:, :, None]                          # (b, M, 1)
+        else:
+            Up = U[:, None, :] if P is None else U[P.T]          # (n, b, d), contiguous
+            # (b*d, n) @ (n, M): the orientation BLAS handles fast for a small M
+            G = (Up.reshape(n, b * d).T @ Dall).reshape(b, d, -1).transpose(0, 2, 1)
+        start = 0
+        for t in group:
+            m = t.D.shape[1]
+            Gt = G[:, start:start + m]
+            start += m
+            out[t.key] = np.einsum("bkd,kl,bld->b", Gt, t.A, Gt, optimize=True)
+    return out
+
+
+# ------------------------------------------------------------------ permutations
+def chunk_size(n: int, d: int, n_permutations: int) -> int:
+    return int(max(1, min(n_permutations, MAX_CELLS // max(n * max(d, 1), 1))))
+
+
+def permutation_chunks(n: int, n_permutations: int, *, strata: np.ndarray | None, seed: int,
+                       chunk: int) -> Iterator[np.ndarray]:
+    """Yield blocks of random permutations (rows of a (b, n) index matrix), within ``strata``
+    when given. The sequence depends only on the arguments."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if strata is None else [
+        np.flatnonzero(strata == s) for s in np.unique(strata)]
+    done = 0
+    while done < n_permutations:
+        b = min(chunk, n_permutations - done)
+        if strata is None:
+            yield rng.permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (b, n)), axis=1)
+            done += b
+            continue
+        P = np.empty((b, n), dtype=np.int32)
+        for idx in groups:
+            if len(idx) == 1:
+                P[:, idx] = idx
+                continue
+            base = np.broadcast_to(np.arange(len(idx), dtype=np.int32), (b, len(idx)))
+            local = rng.permuted(base, axis=1)
+            P[:, idx] = local if strata is None else idx.astype(np.int32)[local]
+        done += b
+        yield P
+
+
+# ------------------------------------------------------------------ conditional permutation test
+def cpt_log_odds_factors(c: np.ndarray, kind: str, y: np.ndarray,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Factors ``f`` (n,) of metadata and ``g`` (n,) of the label such that the model of the
+    metadata given the label has ``log q(c_a | y_i) = f_a g_i + terms in c_a or y_i alone``.
+
+    Continuous metadata: Gaussian with a cubic mean in the label ranks (f = c / sigma², g = mean).
+    Categorical metadata: multinomial logistic regression on the standardised label ranks
+    (f = class coefficients, g = label ranks).
+    """
+    basis = label_basis(y)
+    if kind == "continuous":
+        c = np.asarray(c, dtype=np.float64)
+        X = np.column_stack([np.ones(len(c)), basis])
+        coef, *_ = np.linalg.lstsq(X, c, rcond=None)
+        mu = X @ coef
+        var = max(float(np.mean((c - mu) ** 2)), 1e-12)
+        return c / var, mu
+    from sklearn.linear_model import LogisticRegression
+
+    codes = stratum_codes(c)
+    r = basis[:, :1]
+    clf = LogisticRegression(C=10.0, max_iter=500, random_state=seed).fit(r, codes)
+    coef = clf.coef_
+    if coef.shape[0] == 1:  # two levels: sklearn keeps one row for class 1
+        coef = np.vstack([np.zeros_like(coef), coef])
+    return coef[codes, 0], r[:, 0]
+
+
+def cpt_permutations(f: np.ndarray, g: np.ndarray, n_permutations: int, *, seed: int,
+                     chunk: int | None = None, steps: int = CPT_STEPS) -> Iterator[np.ndarray]:
+    """Exchangeable draws of the conditional permutation test (Berrett et al. 2020, Alg. 2).
+
+    ``perm[b, i]`` is the sample whose metadata is given to sample ``i``. A hub permutation is
+    reached from the identity by ``steps`` sweeps of the parallel pairwise sampler; every draw
+    then runs ``steps`` independent sweeps from the hub. Each sweep swaps the metadata of
+    disjoint pairs (i, j) with probability ``sigmoid((f_b - f_a) (g_i - g_j))``, where ``a`` and
+    ``b`` are the samples whose metadata sit at i and j. The pairing of a sweep is drawn from a
+    fixed pool of random pairings: a mixture of reversible kernels is reversible, which is all
+    the exchangeability argument needs.
+    """
+    rng = np.random.default_rng(seed)
+    f = np.asarray(f, dtype=np.float32).ravel()
+    g = np.asarray(g, dtype=np.float64).ravel()
+    n = len(f)
+    half = n // 2
+    if chunk is None:
+        chunk = max(1, min(n_permutations, 8_000_000 // max(n, 1)))
+    pool = np.stack([rng.permutation(n)[: 2 * half] for _ in range(CPT_POOL)])
+    pi, pj = pool[:, :half], pool[:, half:]
+    dg = (g[pi] - g[pj]).astype(np.float32)  # (pool, half)
+
+    def sweep(perm: np.ndarray) -> None:
+        b = len(perm)
+        flat = perm.reshape(-1)
+        choice = rng.integers(0, CPT_POOL, size=b)
+        off = (np.arange(b, dtype=np.int64) * n)[:, None]
+        ii = pi[choice] + off
+        jj = pj[choice] + off
+        a = flat[ii]
+        c = flat[jj]
+        logit = f[a] - f[c]
+        logit *= dg[choice]
+        # u < sigmoid(x)  <=>  u * (1 + exp(-x)) < 1   (exp overflow gives "no swap")
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.exp(logit, out=logit)
+            logit += 1
+            logit *= rng.random((b, half), dtype=np.float32)
+        swap = logit < 1
+        flat[ii] = np.where(swap, c, a)
+        flat[jj] = np.where(swap, a, c)
+
+    hub = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)[None, :].copy()
+    for _ in range(steps):
+        sweep(hub)
+    done = 0
+    while done < n_permutations:
+        b = min(chunk, n_permutations - done)
+        perm = np.repeat(hub, b, axis=0)
+        for _ in range(steps):
+            sweep(perm)
+        done += b
+        yield perm
+
+
+def invert(perm: np.ndarray) -> np.ndarray:
+    """Row-wise inverse of a (b, n) permutation matrix."""
+    inv = np.empty_like(perm)
+    np.put_along_axis(inv, perm, np.broadcast_to(np.arange(perm.shape[1]), perm.shape), axis=1)
+    return inv
+
+
+# ------------------------------------------------------------------ metadata-only straw model
+@dataclass
+class StrawModel:
+    """Cross-validated target encoding of one (binned) metadata column, vectorised over
+    permutations of the label."""
+
+    cells: sparse.csr_matrix   # (n, F*K) one-hot of (fold, level)
+    n_folds: int
+    n_levels: int
+    counts: np.ndarray         # (F, K)
+    task: str
+    smoothing: float = 1.0
+
+
+def metadata_codes(values: np.ndarray, kind: str) -> np.ndarray:
+    """Level codes of a categorical column, quantile-bin codes of a continuous one."""
+    if kind == "categorical":
+        return stratum_codes(values)
+    v = np.asarray(values, dtype=np.float64)
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, N_BINS + 1)[1:-1]))
+    return stratum_codes(np.searchsorted(edges, v, side="right"))
+
+
+def make_straw(codes: np.ndarray, task: str, folds: np.ndarray) -> StrawModel:
+    K = int(codes.max()) + 1
+    F = int(folds.max()) + 1
+    cell = folds * K + codes
+    n = len(codes)
+    H = sparse.csr_matrix((np.ones(n), (np.arange(n), cell)), shape=(n, F * K))
+    counts = np.bincount(cell, minlength=F * K).reshape(F, K).astype(np.float64)
+    return StrawModel(H, F, K, counts, task)
+
+
+def _encode(m: StrawModel, S: np.ndarray) -> np.ndarray:
+    """Out-of-fold smoothed level means (b, F, K) from held-out cell sums S (b, F, K)."""
+    N = m.counts
+    tot_k = S.sum(axis=1, keepdims=True)                 # (b, 1, K)
+    n_k = N.sum(axis=0, keepdims=True)                   # (1, K)
+    train_sum = tot_k - S
+    train_n = n_k - N
+    fold_sum = S.sum(axis=2, keepdims=True)              # (b, F, 1)
+    n_all = N.sum()
+    train_mean = (S.sum(axis=(1, 2))[:, None, None] - fold_sum) / np.maximum(
+        n_all - N.sum(axis=1)[None, :, None], 1)
+    lam = m.smoothing
+    return (train_sum + lam * train_mean) / (train_n + lam)
+
+
+def _cell_auroc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AUROC of cell-level scores (b, c) with positive / negative counts per cell."""
+    out = np.empty(len(scores))
+    c = scores.shape[1]
+    step = max(1, 4_000_000 // max(c * c, 1))
+    for s in range(0, len(scores), step):
+        sc = scores[s:s + step]
+        cmp = (sc[:, :, None] > sc[:, None, :]).astype(np.float64)
+        cmp += 0.5 * (sc[:, :, None] == sc[:, None, :])
+        num = np.einsum("bc,bcd,bd->b", pos[s:s + step], cmp, neg[s:s + step], optimize=True)
+        den = pos[s:s + step].sum(1) * neg[s:s + step].sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s:s + step] = num / den
+    return out
+
+
+def straw_scores(m: StrawModel, y: np.ndarray, P: np.ndarray | None) -> np.ndarray:
+    """Cross-validated AUROC (binary), macro AUROC (multiclass) or R² (regression) of the
+    metadata-only model, for the label permuted by each row of ``P`` (None: observed)."""
+    Y = y[None, :] if P is None else y[P]
+    b = len(Y)
+    F, K = m.n_folds, m.n_levels
+    N = m.counts.reshape(1, F * K)
+
+    def cell_sums(V: np.ndarray) -> np.ndarray:
+        return np.asarray((m.cells.T @ V.T).T).reshape(b, F, K)
+
+    if m.task == "regression":
+        Yf = Y.astype(np.float64)
+        S = cell_sums(Yf)
+        enc = _encode(m, S).reshape(b, F * K)
+        yy = float(np.sum(y.astype(np.float64) ** 2))
+        sse = yy - 2 * np.sum(enc * S.reshape(b, F * K), 1) + np.sum(N * enc**2, 1)
+        sst = float(np.sum((y - y.mean()) ** 2))
+        return 1 - sse / sst
+    classes = [1] if m.task == "binary" else list(range(int(y.max()) + 1))
+    res = []
+    for k in classes:
+        S = cell_sums((Y == k).astype(np.float64))
+        enc = _encode(m, S).reshape(b, F * K)
+        pos = S.reshape(b, F * K)
+        res.append(_cell_auroc(enc, pos, N - pos))
+    return np.mean(res, axis=0)
