@@ -359,6 +359,9 @@ def as_model(
     True
     """
     if isinstance(obj, ModelAdapter):
+        if task is not None and obj.task is None:
+            obj = copy.copy(obj)  # a view with the task filled in; the caller's adapter is kept
+            obj.task = task
         return obj
     if output not in OUTPUTS:
         raise ValueError(f"output={output!r} is not valid; expected one of {OUTPUTS}.")
