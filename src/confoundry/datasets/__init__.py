@@ -21,8 +21,9 @@ from ._pneumonia import (
 from ._pneumonia import (
     untreated_log_odds as pneumonia_untreated_log_odds,
 )
+from ._radiographs import simulate_radiographs
 
 __all__ = [
     "Bunch", "PNEUMONIA_FEATURES", "PNEUMONIA_PARAMS", "pneumonia_untreated_log_odds",
-    "simulate_pneumonia",
+    "simulate_pneumonia", "simulate_radiographs",
 ]

@@ -1,0 +1,399 @@
+"""Where does the model look? Share of attribution inside a region, and whether it differs by site.
+
+:func:`attribution_mass` measures, per image, the share of absolute attribution that falls
+inside a region (a lung mask, a tissue mask, a set of features). :func:`mass_by_group` tests
+whether that share differs between groups (sites, scanners, batches): a model that looks inside
+the lungs at one hospital and at a corner token at another is using the hospital.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._explanation import Attribution
+from .._result import Finding, ResultMixin, to_jsonable
+from .._utils import check_random_state
+from ..data._validation import check_positive_int, check_probability, describe
+from ..stats import bh_adjust, monte_carlo_se, permutation_p_value
+
+#: at most this many cells (permutations x samples) are held in memory at once
+_MAX_CELLS = 4_000_000
+
+
+def _abs_values(attribution: Any) -> np.ndarray:
+    if isinstance(attribution, Attribution):
+        values = attribution.values
+    elif isinstance(attribution, (np.ndarray, list, tuple)) or hasattr(attribution, "__array__"):
+        try:
+            values = np.asarray(getattr(attribution, "detach", lambda: attribution)(),
+                                dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"attribution={describe(attribution)}; expected an Attribution or a "
+                            "numeric array of per-sample attributions.") from None
+    else:
+        raise TypeError(f"attribution={describe(attribution)}; expected an Attribution or a "
+                        "numeric array of per-sample attributions.")
+    if values.ndim < 2:
+        raise ValueError(f"attribution has values of shape {values.shape}; expected at least 2 "
+                         "dimensions (n_samples, ...).")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("attribution has NaN or infinite values; expected finite attributions.")
+    return np.abs(values)
+
+
+def _broadcast_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean mask broadcast to the attribution's ``shape`` = ``(n, *sample_shape)``.
+
+    Accepted: the sample shape (one region for all samples), ``(n, *sample_shape)``, or a
+    mask that omits the channel axis of ``(n, C, H, W)`` values: ``(H, W)`` or ``(n, H, W)``.
+    """
+    m = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask)
+    if m.dtype != bool:
+        if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
+            raise ValueError(f"mask has dtype {m.dtype} with values other than 0/1; expected a "
+                             "boolean mask.")
+        m = m.astype(bool)
+    n, sample = shape[0], shape[1:]
+    if m.shape == sample:
+        m = m[None]
+    elif m.shape == shape:
+        pass
+    elif len(sample) == 3 and m.shape == sample[1:]:          # (H, W) for (n, C, H, W)
+        m = m[None, None]
+    elif len(sample) == 3 and m.shape == (n, *sample[1:]):    # (n, H, W) for (n, C, H, W)
+        m = m[:, None]
+    else:
+        raise ValueError(f"mask has shape {m.shape}; expected {sample}, {shape}"
+                         + (f", {sample[1:]} or {(n, *sample[1:])}" if len(sample) == 3 else "")
+                         + " to match attributions of shape " + f"{shape}.")
+    return np.broadcast_to(m, shape)
+
+
+def attribution_mass(attribution: Attribution | np.ndarray, mask: Any) -> np.ndarray:
+    """Per-sample share of absolute attribution that falls inside ``mask``.
+
+    ``share_i = sum(|a_i| * mask_i) / sum(|a_i|)``, summed over channels and pixels (or over
+    features for tabular attributions). 1 means the model's attribution lies entirely inside the
+    region, 0 entirely outside. A sample whose attributions are all zero gets NaN.
+
+    Parameters
+    ----------
+    attribution : Attribution or ndarray
+        Per-sample attributions ``(n, ...)``: images ``(n, C, H, W)`` or ``(n, H, W)``, or
+        tabular ``(n, d)``.
+    mask : array-like of bool
+        The region: one mask for all samples (the sample shape, e.g. ``(H, W)`` or ``(d,)``) or
+        one per sample (``(n, H, W)``); a mask without the channel axis applies to every channel.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Shares in ``[0, 1]`` (NaN where the total attribution is zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((2, 1, 4, 4)); a[0, 0, 0, 0] = 3.0; a[0, 0, 3, 3] = -1.0; a[1, 0, 3, 3] = 2.0
+    >>> mask = np.zeros((4, 4), dtype=bool); mask[:2, :2] = True
+    >>> attribution_mass(a, mask).tolist()
+    [0.75, 0.0]
+    """
+    v = _abs_values(attribution)
+    m = _broadcast_mask(mask, v.shape)
+    n = v.shape[0]
+    flat = v.reshape(n, -1)
+    total = flat.sum(axis=1)
+    inside = np.where(m.reshape(n, -1), flat, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
+    return np.clip(share, 0.0, 1.0)
+
+
+def _kruskal_stats(ranks: np.ndarray, codes: np.ndarray, n_groups: int, perms: np.ndarray | None
+                   ) -> np.ndarray:
+    """Kruskal-Wallis H (without tie correction) for the observed grouping (``perms=None``) or
+    for each row of ``perms`` (permutations of positions), vectorised with ``bincount``."""
+    n = len(ranks)
+    sizes = np.bincount(codes, minlength=n_groups).astype(float)
+    if perms is None:
+        sums = np.bincount(codes, weights=ranks, minlength=n_groups)[None]
+    else:
+        b = perms.shape[0]
+        flat = (np.arange(b)[:, None] * n_groups + codes[perms]).ravel()
+        sums = np.bincount(flat, weights=np.broadcast_to(ranks, (b, n)).ravel(),
+                           minlength=b * n_groups).reshape(b, n_groups)
+    return 12.0 / (n * (n + 1)) * (sums**2 / sizes).sum(axis=1) - 3.0 * (n + 1)
+
+
+@dataclass(frozen=True, eq=False)
+class MassByGroupResult(ResultMixin):
+    """Does the share of attribution inside a region differ between groups?
+
+    A Kruskal-Wallis test of the per-sample shares across groups with a permutation p-value
+    (groups shuffled over samples), the effect size epsilon-squared ``H / (n - 1)`` (0: no
+    difference; 0.01 small, 0.06 medium, 0.14 large by the usual conventions) and, per group, the
+    mean share with a percentile bootstrap CI. Built by :func:`mass_by_group`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per group: ``group``, ``n``, ``mean_share``, ``ci_low``, ``ci_high``,
+        ``median_share``, ``mean_rank_excess`` (mean rank minus its stratum's mean rank).
+    statistic : float
+        Kruskal-Wallis H, tie-corrected.
+    p_value, p_value_se : float
+        Permutation p-value and its Monte-Carlo standard error.
+    effect_size : float
+        Epsilon-squared, ``H / (n - 1)``.
+    pairwise : DataFrame
+        Every pair of groups: difference in mean share, Mann-Whitney-type permutation p and
+        Benjamini-Hochberg q.
+    """
+
+    table: pd.DataFrame
+    statistic: float
+    p_value: float
+    p_value_se: float
+    effect_size: float
+    n: int
+    n_permutations: int
+    alpha: float = 0.05
+    region: str = "mask"
+    group_name: str = "group"
+    pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)
+    conditional: bool = False
+    shares: np.ndarray = field(default_factory=lambda: np.empty(0))
+    groups: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.p_value < self.alpha)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-group shares, with the overall test repeated on every row."""
+        out = self.table.copy()
+        out["statistic"] = self.statistic
+        out["effect_size"] = self.effect_size
+        out["p_value"] = self.p_value
+        out["n_total"] = self.n
+        out["n_permutations"] = self.n_permutations
+        out["significant"] = self.significant
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "region": self.region, "group_name": self.group_name,
+                "statistic": self.statistic, "p_value": self.p_value,
+                "p_value_se": self.p_value_se, "effect_size": self.effect_size, "n": self.n,
+                "n_permutations": self.n_permutations, "alpha": self.alpha,
+                "conditional": self.conditional,
+                "significant": self.significant, "table": to_jsonable(self.table),
+                "pairwise": to_jsonable(self.pairwise),
+                "findings": [f.to_dict() for f in self.findings()]}
+
+    def findings(self) -> list[Finding]:
+        if not self.significant:
+            return []
+        t = self.table.sort_values("mean_share")
+        lo, hi = t.iloc[0], t.iloc[-1]
+        severity = "high" if self.effect_size >= 0.14 else ("medium" if self.effect_size >= 0.06
+                                                            else "low")
+        title = (f"The share of attribution inside the {self.region} differs by "
+                 f"{self.group_name}: {lo['mean_share']:.2f} at {lo['group']} vs "
+                 f"{hi['mean_share']:.2f} at {hi['group']} (epsilon^2 = "
+                 f"{self.effect_size:.2f}, permutation p = {self.p_value:.3g}"
+                 f"{', within strata' if self.conditional else ''}); the model looks at "
+                 f"different places depending on the {self.group_name}.")
+        return [Finding("attribution_by_group", severity, 4, title, subject=self.group_name,
+                        evidence={"statistic": self.statistic, "p_value": self.p_value,
+                                  "effect_size": self.effect_size, "n": self.n,
+                                  "n_permutations": self.n_permutations,
+                                  "mean_share": dict(zip(self.table["group"].astype(str),
+                                                         self.table["mean_share"]))})]
+
+    def plot(self, ax: Any = None) -> Any:
+        """Strip plot of the per-sample shares per group, with each group's mean and CI."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(1.4 * len(self.table) + 2, 3.5))
+        rng = np.random.default_rng(0)
+        labels = self.table["group"].astype(str).tolist()
+        for i, g in enumerate(labels):
+            s = self.shares[self.groups.astype(str) == g]
+            ax.scatter(i + rng.uniform(-0.2, 0.2, len(s)), s, s=6, alpha=0.35, color="#4C72B0")
+            row = self.table.iloc[i]
+            ax.errorbar(i, row["mean_share"], yerr=[[row["mean_share"] - row["ci_low"]],
+                                                    [row["ci_high"] - row["mean_share"]]],
+                        fmt="o", color="#C44E52", capsize=4, zorder=3)
+        ax.set_xticks(range(len(labels)), [f"{g}\n(n={m})" for g, m in
+                                           zip(labels, self.table["n"])])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(f"share of |attribution| in {self.region}")
+        ax.set_title(f"Kruskal-Wallis H = {self.statistic:.1f}, eps^2 = {self.effect_size:.2f}, "
+                     f"p = {self.p_value:.3g}", fontsize=9)
+        return ax.figure
+
+
+def mass_by_group(
+    mass: Any,
+    groups: Any,
+    *,
+    n_permutations: int = 1000,
+    n_boot: int = 1000,
+    strata: Any = None,
+    alpha: float = 0.05,
+    region: str = "mask",
+    random_state: Any = None,
+) -> MassByGroupResult:
+    """Test whether the share of attribution inside a region differs between groups.
+
+    The statistic is Kruskal-Wallis H on the per-sample shares (rank-based, so robust to the
+    skewed, bounded shares), summed over strata when ``strata`` is given; its p-value comes from
+    permuting the group labels (within strata), at least ``1 / (n_permutations + 1)``, so no
+    chi-squared approximation is needed for small groups. The effect size is epsilon-squared,
+    ``H / (n - n_strata)``.
+    Every pair of groups is also compared (difference in mean rank, permutation p, BH q).
+
+    Parameters
+    ----------
+    mass : array-like of shape (n,)
+        Per-sample shares, e.g. from :func:`attribution_mass`. NaN samples are dropped.
+    groups : array-like of shape (n,)
+        Group of each sample (site, scanner, batch); at least two groups with two samples each.
+    n_permutations : int, default 1000
+    n_boot : int, default 1000
+        Bootstrap replicates for the per-group CI of the mean share.
+    strata : array-like of shape (n,), optional
+        Condition on this variable, usually the true label: ranks are taken and H is computed
+        within each stratum and summed, and groups are permuted within strata only. Use it
+        whenever the outcome differs by group: attributions differ between positive and negative
+        images, so a site with more pneumonia would otherwise look at the lungs more even for a
+        model that ignores the site.
+    alpha : float, default 0.05
+        Level at which a difference is reported as a finding.
+    region : str, default "mask"
+        Name of the region, for titles (e.g. ``"lung field"``).
+    random_state : None, int or numpy Generator
+
+    Returns
+    -------
+    MassByGroupResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> share = np.r_[rng.uniform(0.6, 0.9, 40), rng.uniform(0.1, 0.4, 40)]
+    >>> res = mass_by_group(share, ["A"] * 40 + ["B"] * 40, n_permutations=200, random_state=0)
+    >>> res.p_value < 0.01, round(res.effect_size, 2)
+    (True, 0.75)
+    """
+    from scipy.stats import rankdata
+
+    n_permutations = check_positive_int(n_permutations, "n_permutations")
+    n_boot = check_positive_int(n_boot, "n_boot")
+    alpha = check_probability(alpha, "alpha")
+    try:
+        s = np.asarray(mass, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"mass={describe(mass)}; expected a numeric array of shares.") from None
+    if isinstance(groups, pd.DataFrame):
+        if groups.shape[1] != 1:
+            raise ValueError(f"groups is a DataFrame with {groups.shape[1]} columns; expected one "
+                             "column (or a Series / array).")
+        groups = groups.iloc[:, 0]
+    group_name = str(groups.name) if isinstance(groups, pd.Series) and groups.name is not None \
+        else "group"
+    g = np.asarray(groups.astype(str) if isinstance(groups, pd.Series) else groups)
+    if g.ndim != 1 or len(g) != len(s):
+        raise ValueError(f"groups has shape {g.shape} but mass has {len(s)} values; expected one "
+                         "group per value.")
+    if pd.isna(pd.Series(g)).any():
+        raise ValueError("groups has missing values; expected a group for every sample.")
+    if strata is None:
+        st = np.zeros(len(s), dtype=np.int64)
+    else:
+        st_arr = np.asarray(strata.astype(str) if isinstance(strata, pd.Series) else strata)
+        if st_arr.shape != (len(s),) or pd.isna(pd.Series(st_arr)).any():
+            raise ValueError(f"strata has shape {st_arr.shape}; expected one non-missing value "
+                             f"per share ({len(s)}).")
+        st = np.unique(st_arr.astype(str), return_inverse=True)[1]
+    keep = np.isfinite(s)
+    s, g, st = s[keep], g[keep], st[keep]
+    levels, codes = np.unique(g.astype(str), return_inverse=True)
+    sizes = np.bincount(codes, minlength=len(levels))
+    if len(levels) < 2 or np.any(sizes < 2):
+        raise ValueError(f"groups has levels {levels.tolist()} with sizes {sizes.tolist()} (after "
+                         "dropping NaN shares); expected at least two groups of two samples.")
+    rng = check_random_state(random_state)
+    n, k = len(s), len(levels)
+    n_strata = int(st.max()) + 1
+    chunk = max(1, _MAX_CELLS // n)
+    h_obs = 0.0
+    null = np.zeros(n_permutations)
+    pair_null = np.zeros((n_permutations, k))
+    ranks = np.empty(n)
+    for j in range(n_strata):
+        idx = np.flatnonzero(st == j)
+        m = len(idx)
+        ranks[idx] = rankdata(s[idx])
+        c = codes[idx]
+        present = np.unique(c)
+        if m < 3 or len(present) < 2:
+            continue
+        c = np.searchsorted(present, c)
+        r = ranks[idx]
+        _, tie_counts = np.unique(s[idx], return_counts=True)
+        tie = 1.0 - float((tie_counts**3 - tie_counts).sum()) / (m**3 - m)
+        tie = tie if tie > 0 else 1.0
+        kj = len(present)
+        h_obs += float(_kruskal_stats(r, c, kj, None)[0]) / tie
+        for start in range(0, n_permutations, chunk):
+            b = min(chunk, n_permutations - start)
+            perms = rng.permuted(np.broadcast_to(np.arange(m), (b, m)), axis=1)
+            null[start:start + b] += _kruskal_stats(r, c, kj, perms) / tie
+            flat = (np.arange(b)[:, None] * kj + c[perms]).ravel()
+            sums = np.bincount(flat, weights=np.broadcast_to(r, (b, m)).ravel(),
+                               minlength=b * kj).reshape(b, kj)
+            pair_null[start:start + b, present] += sums - r.mean() * np.bincount(
+                c, minlength=kj)[None]
+    p = permutation_p_value(h_obs, null)
+    eps2 = float(h_obs / max(n - n_strata, 1))
+
+    # per-group means with bootstrap CIs (resampling within each group, vectorised)
+    rows = []
+    centred = ranks - np.bincount(st, weights=ranks)[st] / np.bincount(st)[st]
+    excess = np.bincount(codes, weights=centred, minlength=k)
+    for j, level in enumerate(levels):
+        sj = s[codes == j]
+        idx = rng.integers(0, len(sj), size=(n_boot, len(sj)))
+        boots = sj[idx].mean(axis=1)
+        lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+        rows.append({"group": level, "n": int(len(sj)), "mean_share": float(sj.mean()),
+                     "ci_low": float(lo), "ci_high": float(hi),
+                     "median_share": float(np.median(sj)),
+                     "mean_rank_excess": float(excess[j] / sizes[j])})
+    table = pd.DataFrame(rows)
+
+    # pairwise: difference in mean (within-stratum centred) rank, permutation p, BH q
+    pair_null = pair_null / sizes
+    mean_excess = excess / sizes
+    prs = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            obs = mean_excess[a] - mean_excess[b]
+            pv = permutation_p_value(abs(obs), np.abs(pair_null[:, a] - pair_null[:, b]))
+            prs.append({"group_a": levels[a], "group_b": levels[b],
+                        "difference": float(s[codes == a].mean() - s[codes == b].mean()),
+                        "rank_difference": float(obs), "p_value": pv})
+    pairwise = pd.DataFrame(prs)
+    pairwise["q_value"] = bh_adjust(pairwise["p_value"].to_numpy())
+    return MassByGroupResult(table=table, statistic=h_obs, p_value=p,
+                             p_value_se=monte_carlo_se(p, n_permutations), effect_size=eps2,
+                             n=n, n_permutations=n_permutations, alpha=alpha, region=region,
+                             group_name=group_name, pairwise=pairwise, shares=s, groups=g,
+                             conditional=strata is not None)
