@@ -112,6 +112,10 @@ def test_paired_bootstrap_detects_better_model_and_not_a_copy():
     assert t.loc["auroc", "a_better"] and not t.loc["auroc", "b_better"]
     assert t.loc["brier", "a_better"]  # lower Brier is better
     assert t.loc["auroc", "p_value"] < 0.01
+    flipped = paired_bootstrap(y, bad, good, task="binary", metrics=["auroc", "brier"],
+                               n_boot=300, random_state=0).set_index("metric")
+    np.testing.assert_allclose(flipped["difference"], -t["difference"], atol=1e-12)
+    np.testing.assert_allclose(flipped["ci_low"], -t["ci_high"], atol=1e-12)
     same = paired_bootstrap(y, good, good, task="binary", metrics=["auroc"], n_boot=100,
                             random_state=0)
     assert same.loc[0, "difference"] == 0 and same.loc[0, "ci_low"] == 0

@@ -154,7 +154,9 @@ def paired_bootstrap(
     metrics = check_metrics(metrics, task)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
-    order = _score_order(np.asarray(scores_a, dtype=np.float64), task)
+    # a row order symmetric in (a, b), so that swapping the models mirrors the result exactly
+    sa, sb = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
+    order = _score_order(sa + sb, task) if sa.ndim == 1 else np.arange(len(sa))
     y, scores_a, scores_b = (np.asarray(v)[order] for v in (y, scores_a, scores_b))
     pa = weighted_metrics(y, scores_a, None, task=task, metrics=metrics, threshold=threshold)
     pb = weighted_metrics(y, scores_b, None, task=task, metrics=metrics, threshold=threshold)
