@@ -1,0 +1,320 @@
+"""``fit_baselines``: equally tuned glass-box baselines (EBM, penalised linear model, shallow tree).
+
+Tip 2 of "Ten Quick Tips for Deep Learning in Biology": compare the deep model with simple
+models tuned as carefully as it was ("Continental Breakfast Included": a baseline that got a
+fraction of the tuning budget proves nothing). Every baseline records its tuning budget so a
+report can say how equally the models were tuned.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._result import to_jsonable
+from .._utils import check_random_state, int_seed, progress
+from ..data._audit_data import AuditData
+from ..data._validation import check_positive_int, describe
+from ._ebm import EBMGlassBox, ebm_class, ebm_params
+from ._glassbox import KINDS, GlassBoxModel
+from ._linear import LinearGlassBox, linear_best_params, linear_fixed, linear_search
+from ._tree import TreeGlassBox, tree_fixed, tree_search
+
+TUNINGS = ("cv", "none")
+#: default CV scoring per task (one criterion for every baseline, so tuning is comparable).
+SCORING = {"binary": "roc_auc", "multiclass": "neg_log_loss", "regression": "r2"}
+OPTIONS = ("cv", "ebm_params", "ebm_grid", "logistic_grid", "tree_grid", "scoring", "n_jobs",
+           "task", "feature_names", "n_background", "verbose")
+_CLASSES = {"ebm": EBMGlassBox, "logistic": LinearGlassBox, "tree": TreeGlassBox}
+
+
+class Baselines(Mapping):
+    """Read-only mapping of name (``"ebm"``, ``"logistic"``, ``"tree"``) to a fitted
+    :class:`GlassBoxModel`, returned by :func:`fit_baselines`.
+
+    Attributes
+    ----------
+    task : str
+    feature_names : list of str
+    n_train : int
+        Rows the baselines were fitted on.
+    tuning : {"cv", "none"}
+    random_state : int
+        The seed every baseline was derived from.
+    """
+
+    def __init__(self, models: Mapping[str, GlassBoxModel], *, task: str,
+                 feature_names: Sequence[str], n_train: int, tuning: str,
+                 random_state: Any) -> None:
+        self._models = dict(models)
+        self.task = task
+        self.feature_names = list(feature_names)
+        self.n_train = int(n_train)
+        self.tuning = tuning
+        self.random_state = random_state
+
+    def __getitem__(self, name: str) -> GlassBoxModel:
+        try:
+            return self._models[name]
+        except KeyError:
+            raise KeyError(f"no baseline named {name!r}; this Baselines holds "
+                           f"{list(self._models)}.") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def tuning_table(self) -> pd.DataFrame:
+        """One row per model: how it was tuned and what it cost.
+
+        Columns ``model``, ``kind``, ``search``, ``n_configs``, ``cv_folds``, ``scoring``,
+        ``cv_score``, ``best_params``, ``n_fits``, ``fit_seconds``.
+        """
+        cols = ["model", "kind", "search", "n_configs", "cv_folds", "scoring", "cv_score",
+                "best_params", "n_fits", "fit_seconds"]
+        rows = []
+        for name, m in self._models.items():
+            t = m.tuning
+            rows.append({"model": name, "kind": m.kind, **{c: t.get(c) for c in cols[2:]}})
+        return pd.DataFrame(rows, columns=cols)
+
+    def explain(self, X: Any, **kwargs: Any) -> dict[str, Any]:
+        """``{name: model.explain(X)}`` for every baseline."""
+        return {name: m.explain(X, **kwargs) for name, m in self._models.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "Baselines", "task": self.task, "n_train": self.n_train,
+                "tuning": self.tuning, "feature_names": self.feature_names,
+                "models": {n: to_jsonable(m.tuning) for n, m in self._models.items()}}
+
+    def __repr__(self) -> str:
+        return (f"Baselines({list(self._models)}, task={self.task!r}, n_train={self.n_train}, "
+                f"tuning={self.tuning!r})")
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>Baselines</b> ({html.escape(self.task)}, n_train={self.n_train})</p>"
+        return head + self.tuning_table().to_html(float_format=lambda v: f"{v:.4g}", escape=True)
+
+
+def fit_baselines(
+    X_train: Any,
+    y_train: Any,
+    *,
+    kinds: Sequence[str] = ("ebm", "logistic", "tree"),
+    tuning: str = "cv",
+    random_state: Any = None,
+    **options: Any,
+) -> Baselines:
+    """Fit glass-box baselines on the training data, each tuned by cross-validation.
+
+    Parameters
+    ----------
+    X_train : DataFrame, ndarray or tensor of shape (n, d)
+    y_train : array-like of shape (n,)
+        Binary, multiclass (``0..K-1``) or regression target; the task is inferred by
+        :class:`~confoundry.AuditData` unless ``task=`` is given.
+    kinds : sequence of {"ebm", "logistic", "tree"}
+        Which baselines to fit. ``"logistic"`` is a ridge/lasso linear model for regression.
+    tuning : {"cv", "none"}
+        ``"cv"``: grid search by (stratified) k-fold cross-validation with one scoring rule for
+        every model: logistic regression over the L2 penalty ``C`` (regression: ridge and lasso
+        over ``alpha``), the tree over ``max_depth <= 5`` and ``min_samples_leaf``; the EBM is
+        fitted once with its internal early stopping on validation splits, or grid-searched when
+        ``ebm_grid`` is given. ``"none"``: fixed settings (C = 1 / alpha = 1, depth 3).
+    random_state : None, int or numpy Generator
+        Seeds the CV splits and every estimator; the same value gives the same models.
+    **options
+        ``cv`` (int, default 5) folds; ``scoring`` (sklearn scorer name; default ``roc_auc``,
+        ``neg_log_loss`` for multiclass, ``r2`` for regression); ``ebm_params`` (dict of
+        interpret EBM arguments overriding :data:`EBM_DEFAULTS`); ``ebm_grid``,
+        ``logistic_grid`` (``{"C": [...]}``, or ``{"ridge_alpha": [...], "lasso_alpha": [...]}``),
+        ``tree_grid`` (``{"max_depth": [...], "min_samples_leaf": [...]}``) search spaces;
+        ``n_jobs`` for the grid searches; ``task``; ``feature_names``; ``n_background``
+        (training rows kept for global importance and shape curves, default 1000);
+        ``verbose`` (progress bar, default True).
+
+    Returns
+    -------
+    Baselines
+        Mapping of name to :class:`GlassBoxModel`; ``tuning_table()`` shows the budgets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = (2 * X[:, 0] - X[:, 1] + rng.normal(size=300) > 0).astype(int)
+    >>> base = fit_baselines(X, y, kinds=("logistic", "tree"), random_state=0, verbose=False)
+    >>> list(base), base["tree"].tuning["n_configs"]
+    (['logistic', 'tree'], 15)
+    >>> base["logistic"].global_importance().index[:2].tolist()
+    ['x0', 'x1']
+    """
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"fit_baselines() got unknown option(s) {unknown}; expected keyword "
+                        f"arguments from {list(OPTIONS)}.")
+    kinds = _check_kinds(kinds)
+    if tuning not in TUNINGS:
+        raise ValueError(f"tuning={tuning!r} is not valid; expected one of {TUNINGS}.")
+    cv = check_positive_int(options.get("cv", 5), "cv", minimum=2)
+    n_background = check_positive_int(options.get("n_background", 1000), "n_background")
+    verbose = bool(options.get("verbose", True))
+    n_jobs = options.get("n_jobs")
+    if isinstance(X_train, AuditData) and y_train is None:
+        data = X_train
+    else:
+        if y_train is None:
+            raise TypeError("y_train is None; expected labels or targets, one per row of "
+                            "X_train.")
+        data = AuditData(X_train.X if isinstance(X_train, AuditData) else X_train, y_train,
+                         feature_names=options.get("feature_names"), task=options.get("task"))
+    if data.y is None:
+        raise TypeError("X_train is an AuditData without y; expected labels or targets.")
+    if not data.is_tabular:
+        raise ValueError(f"X_train has shape {data.values.shape}; glass-box baselines need "
+                         "tabular (n_samples, n_features) input.")
+    task = data.task
+    X = data.values
+    y = data.y
+    scoring = options.get("scoring") or SCORING[task]
+    if task != "regression":
+        counts = np.bincount(y)
+        if tuning == "cv" and counts.min() < cv:
+            raise ValueError(f"y_train has only {int(counts.min())} sample(s) of class "
+                             f"{int(np.argmin(counts))}; expected at least cv={cv} per class for "
+                             "stratified cross-validation (lower cv or use tuning='none').")
+
+    rng = check_random_state(random_state)
+    seeds = {name: int_seed(rng) for name in ("cv", "ebm", "logistic", "tree", "background")}
+    bg_rng = np.random.default_rng(seeds["background"])
+    bg_rows = (np.sort(bg_rng.choice(len(X), n_background, replace=False))
+               if len(X) > n_background else np.arange(len(X)))
+    background = X[bg_rows]
+    splitter = _splitter(task, cv, seeds["cv"])
+    common = {"task": task, "feature_names": data.feature_names, "classes": data.classes,
+              "background": background}
+
+    models: dict[str, GlassBoxModel] = {}
+    for kind in progress(kinds, desc="fitting baselines", verbose=verbose):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est, record = _fit_one(kind, task, X, y, tuning=tuning, splitter=splitter, cv=cv,
+                                   scoring=scoring, n_jobs=n_jobs, seed=seeds[kind],
+                                   options=options, feature_names=data.feature_names)
+        record["fit_seconds"] = time.perf_counter() - t0
+        record["n_train"] = int(len(X))
+        record["random_state"] = seeds[kind]
+        record["warnings"] = sorted({f"{w.category.__name__}: {w.message}"[:200] for w in caught})
+        models[kind] = _CLASSES[kind](est, name=kind, tuning=record, **common)
+    return Baselines(models, task=task, feature_names=data.feature_names, n_train=len(X),
+                     tuning=tuning, random_state=random_state)
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_kinds(kinds: Any) -> tuple[str, ...]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds={describe(kinds)} is not a sequence; expected names from "
+                        f"{KINDS}.") from None
+    if not kinds:
+        raise ValueError(f"kinds is empty; expected one or more of {KINDS}.")
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ValueError(f"kinds={list(kinds)} has unknown kind(s) {bad}; expected names from "
+                         f"{KINDS}.")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds={list(kinds)} has duplicates; expected each kind once.")
+    return kinds
+
+
+def _splitter(task: str, cv: int, seed: int) -> Any:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if task == "regression":
+        return KFold(n_splits=cv, shuffle=True, random_state=seed)
+    return StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+
+
+def _grid_search(est: Any, param_grid: list[dict[str, Any]], X: np.ndarray, y: np.ndarray, *,
+                 splitter: Any, scoring: str, n_jobs: Any) -> tuple[Any, dict[str, Any]]:
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+    search = GridSearchCV(est, param_grid, cv=splitter, scoring=scoring, n_jobs=n_jobs,
+                          refit=True, error_score="raise")
+    search.fit(X, y)
+    n_configs = len(ParameterGrid(param_grid))
+    record = {"search": "grid", "n_configs": n_configs, "cv_folds": splitter.get_n_splits(),
+              "scoring": scoring, "cv_score": float(search.best_score_),
+              "n_fits": n_configs * splitter.get_n_splits() + 1}
+    return search.best_estimator_, record
+
+
+def _fit_one(kind: str, task: str, X: np.ndarray, y: np.ndarray, *, tuning: str, splitter: Any,
+             cv: int, scoring: str, n_jobs: Any, seed: int, options: Mapping[str, Any],
+             feature_names: list[str]) -> tuple[Any, dict[str, Any]]:
+    fixed = {"search": "fixed", "n_configs": 1, "cv_folds": 0, "scoring": None,
+             "cv_score": float("nan"), "n_fits": 1}
+    if kind == "ebm":
+        params = ebm_params(task, options.get("ebm_params"), feature_names, seed)
+        cls = ebm_class(task)
+        internal = (f"early stopping on a {params.get('validation_size', 0.15)} validation split "
+                    f"in each of {params.get('outer_bags')} outer bags")
+        grid = options.get("ebm_grid")
+        if tuning == "cv" and grid:
+            grid_list = [dict(grid)] if isinstance(grid, Mapping) else list(grid)
+            bad = sorted({k for g in grid_list for k in g} - set(cls().get_params()))
+            if bad:
+                raise ValueError(f"ebm_grid has unknown key(s) {bad}; expected EBM arguments.")
+            est, record = _grid_search(cls(**params), grid_list, X, y, splitter=splitter,
+                                       scoring=scoring, n_jobs=n_jobs)
+            space = {k: list(v) for g in grid_list for k, v in g.items()}
+            best = {k: est.get_params()[k] for k in space}
+        else:
+            est = cls(**params).fit(X, y)
+            record, space, best = dict(fixed), {}, {}
+        shown = {k: v for k, v in params.items() if k != "feature_names"}
+        record.update(search_space=space, params=shown, internal_tuning=internal,
+                      best_params={**{k: shown[k] for k in ("outer_bags", "interactions",
+                                                            "max_bins", "learning_rate")
+                                      if k in shown}, **best})
+        return est, record
+    if kind == "logistic":
+        if tuning == "cv":
+            pipe, grid, space = linear_search(task, options.get("logistic_grid"), seed)
+            est, record = _grid_search(pipe, grid, X, y, splitter=splitter, scoring=scoring,
+                                       n_jobs=n_jobs)
+        else:
+            est, _ = linear_fixed(task, seed)
+            est.fit(X, y)
+            record, space = dict(fixed), {}
+        record.update(search_space=space, best_params=linear_best_params(est, task),
+                      internal_tuning="features standardised on the training data")
+        return est, record
+    # tree
+    if tuning == "cv":
+        est, grid, space = tree_search(task, options.get("tree_grid"), seed)
+        est, record = _grid_search(est, grid, X, y, splitter=splitter, scoring=scoring,
+                                   n_jobs=n_jobs)
+    else:
+        est, _ = tree_fixed(task, seed)
+        est.fit(X, y)
+        record, space = dict(fixed), {}
+    record.update(search_space=space,
+                  best_params={"max_depth": int(est.get_params()["max_depth"]),
+                               "min_samples_leaf": est.get_params()["min_samples_leaf"],
+                               "n_leaves": int(est.get_n_leaves())},
+                  internal_tuning="none")
+    return est, record
