@@ -7,6 +7,11 @@ table: AUROC of both models with bootstrap CIs and their paired difference, the 
 true effect of asthma, chest pain and heart disease, and how many asthmatic test patients with a
 high untreated risk the MLP would send home at a triage threshold.
 
+It then runs the full audit (``confoundry.demos.run_pneumonia_demo``: glass-box baselines,
+expectations, attributions, shadow glass-box, probes on the hospital and care columns, domain
+splits, controls, ground-truth sections) and writes ``report.html`` and ``report.json`` next to
+the results, with the audit's headline numbers appended to ``results.md``.
+
 Run::
 
     python case_studies/pneumonia_asthma/train.py --out case_studies/pneumonia_asthma/results
@@ -76,6 +81,40 @@ def model_effect(predict_logit, X: pd.DataFrame, feature: str) -> tuple[float, f
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
+def audit_lines(res) -> list[str]:
+    """The full audit's headline numbers as Markdown lines."""
+    out = ["## The full audit (`confoundry.demos.run_pneumonia_demo`, written to report.html)",
+           "", f"Verdict: {res.verdict()['text']}", ""]
+    comp = res.results.get("comparison")
+    if comp is not None:
+        f = comp.to_frame()
+        keep = [c for c in ("model", "baseline", "metric", "model_value", "baseline_value",
+                            "difference", "ci_low", "ci_high", "q_value", "n") if c in f]
+        f = f[f["metric"] == "auroc"] if "metric" in f else f
+        out += ["MLP against each glass-box baseline on the test set (paired bootstrap):", "",
+                md(f[keep], ".4f"), ""]
+    exp = res.results.get("expectations")
+    if exp is not None:
+        f = exp.to_frame()
+        out += ["Expectations (asthma, chest pain, heart disease, age must raise the risk):", "",
+                md(f.drop(columns=[c for c in f if f[c].dtype == object and c not in
+                                   ("model", "feature", "expected", "observed", "verdict")]),
+                   ".3f"), ""]
+    probes = res.results.get("probes")
+    if probes is not None:
+        f = probes.to_frame()
+        f = f[f["probe"].isin(["label_association", "output_conditional"])]
+        out += ["Confounder probes (care and hospital are never model inputs):", "",
+                md(f[["metadata", "probe", "effect_size_name", "effect_size", "p_value",
+                      "q_value", "significant", "n"]], ".4g"), ""]
+    top = res.summary().head(12)
+    out += ["Top findings of the audit:", "",
+            md(top[["severity", "kind", "title"]]), "",
+            "Per-step times (s): " + ", ".join(
+                f"{r.name} {r.seconds:.1f}" for r in res.steps_frame().itertuples()), ""]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=14199)
@@ -86,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=None, help="folder for results.md/json")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--no-audit", action="store_true", help="skip the full cf.Audit report")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
 
@@ -182,6 +222,16 @@ def main(argv: list[str] | None = None) -> dict:
                   "", dt.to_frame()[["group", "n", "n_high_risk", "n_wrongly_sent_home",
                                      "wrongly_sent_home_rate", "rate_ci_low", "rate_ci_high",
                                      "expected_deaths_sent_home"]].pipe(md, ".3f"), ""]
+    if not args.no_audit:
+        from confoundry.demos import run_pneumonia_demo
+
+        out_html = None if args.out is None else args.out / "report.html"
+        out_json = None if args.out is None else args.out / "report.json"
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+        audit = run_pneumonia_demo(out_html, out_json, n=args.n, random_state=args.seed,
+                                   verbose=not args.quiet)
+        lines += audit_lines(audit)
     text = "\n".join(lines)
     print(text)
 

@@ -223,17 +223,44 @@ class ShadowGlassBox(ResultMixin):
         return self.table.copy()
 
     def findings(self) -> list[Finding]:
+        """``attribution_disagreement`` per feature where the model and the data disagree with
+        statistical support: "high" when the learned direction (slope of the term on the
+        feature, with bootstrap CIs) is opposite to the data's, both CIs and the CI of their
+        difference excluding 0, and the feature is non-negligible in both; "medium" when the
+        shapes of a continuous feature are negatively correlated (CI below 0)."""
         out = []
-        for _, r in self.table[self.table["disagree"]].iterrows():
-            out.append(Finding(
-                "attribution_disagreement", "high", 9,
-                f"{self.model_name} learned '{r['feature']}' as "
-                f"{_word(r['direction_model'])}, while a glass-box model fitted to the labels "
-                f"finds it {_word(r['direction_data'])} (shape correlation "
-                f"{r['shape_correlation']:.2f}).",
-                subject=str(r["feature"]), model=self.model_name,
-                evidence={k: r[k] for k in ("importance_model", "importance_data",
-                                            "shape_correlation", "ci_low", "ci_high", "n")}))
+        t = self.table
+        sev = t["severity"] if "severity" in t else np.where(t["disagree"], "high", "")
+        for (_, r), level in zip(t.iterrows(), sev):
+            if level not in ("high", "medium"):
+                continue
+            if level == "high" and "effect_model" in t:
+                title = (f"{self.model_name} learned '{r['feature']}' as "
+                         f"{_word(r['direction_model'])} (effect {r['effect_model']:+.3g}, 95% CI "
+                         f"{r['effect_model_ci_low']:+.3g} to {r['effect_model_ci_high']:+.3g}), "
+                         f"while an EBM fitted to the labels finds it "
+                         f"{_word(r['direction_data'])} ({r['effect_data']:+.3g}, 95% CI "
+                         f"{r['effect_data_ci_low']:+.3g} to {r['effect_data_ci_high']:+.3g}; "
+                         f"n = {int(r['n'])}).")
+            elif bool(r.get("binary", False)) or not np.isfinite(r["shape_correlation"]):
+                title = (f"{self.model_name} learned '{r['feature']}' as "
+                         f"{_word(r['direction_model'])} ({r['effect_model']:+.3g}), while an "
+                         f"EBM fitted to the labels finds it {_word(r['direction_data'])} "
+                         f"({r['effect_data']:+.3g}); both terms are fixed per level, so there "
+                         f"is no interval (n = {int(r['n'])}).")
+            else:
+                title = (f"{self.model_name}'s shape for '{r['feature']}' is anti-correlated with "
+                         f"the shape an EBM fitted to the labels finds (correlation "
+                         f"{r['shape_correlation']:.2f}, 95% CI {r['ci_low']:.2f} to "
+                         f"{r['ci_high']:.2f}, n = {int(r['n'])}).")
+            keys = [k for k in ("importance_model", "importance_data", "effect_model",
+                                "effect_model_ci_low", "effect_model_ci_high", "effect_data",
+                                "effect_data_ci_low", "effect_data_ci_high", "difference",
+                                "difference_ci_low", "difference_ci_high", "shape_correlation",
+                                "ci_low", "ci_high", "n") if k in t]
+            out.append(Finding("attribution_disagreement", str(level), 9, title,
+                               subject=str(r["feature"]), model=self.model_name,
+                               evidence={k: r[k] for k in keys}))
         if self.fidelity["r2"] < 0.8:
             out.append(Finding(
                 "attribution_disagreement", "medium", 8,
@@ -300,9 +327,15 @@ def shadow_glassbox(
     classifiers) shows *what the model learned*, one curve per feature; its fidelity (R² to the
     model's outputs on held-out rows, with a bootstrap CI) says how much of the model it
     captures. The reference EBM (fitted to the labels ``y``, or given as ``reference``, e.g.
-    ``fit_baselines(...)["ebm"]``) shows *what the data say*. A feature is flagged when the two
-    disagree on its direction, or when their per-sample contributions are negatively
-    correlated.
+    ``fit_baselines(...)["ebm"]``) shows *what the data say*. Each term's direction is its
+    least-squares slope on the feature (for a binary feature, the effect of switching it 0 -> 1)
+    with a bootstrap CI. A feature is flagged "high" when the two directions are opposite with
+    both CIs and the CI of their difference excluding 0 (and the feature carries at least 10 %
+    of the largest term's importance in both), "medium" when a continuous feature's per-sample
+    contributions are negatively correlated (CI below 0), or when the directions are opposite
+    but the CIs have zero width (binary features: one term value per level) and the feature
+    carries at least 20 % of the largest importance in both. Binary features have two points, so
+    their shape correlation is ±1 by construction and is not used.
 
     Parameters
     ----------
@@ -380,22 +413,49 @@ def shadow_glassbox(
         cab = Wm @ (A * B) / tot - ea * eb
         va = Wm @ (A * A) / tot - ea ** 2
         vb = Wm @ (B * B) / tot - eb ** 2
+        vx = Wm @ (Xv * Xv) / tot - ex ** 2
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = cab / np.sqrt(va * vb)
-        return corr, Wm @ (Xv * A) / tot - ex * ea, Wm @ (Xv * B) / tot - ex * eb
+            # least-squares slope of each term on its feature: for a binary feature exactly
+            # the effect of switching it from 0 to 1
+            sa_ = (Wm @ (Xv * A) / tot - ex * ea) / vx
+            sb_ = (Wm @ (Xv * B) / tot - ex * eb) / vx
+        return corr, sa_, sb_
 
-    corr, da, db = (s[0] for s in stats(np.ones((1, len(test)))))
-    c_lo, c_hi = percentile_ci(stats(W)[0], 0.95)
+    corr, ea_, eb_ = (s[0] for s in stats(np.ones((1, len(test)))))
+    corr_b, ea_b, eb_b = stats(W)
+    c_lo, c_hi = percentile_ci(corr_b, 0.95)
+    a_lo, a_hi = percentile_ci(ea_b, 0.95)
+    b_lo, b_hi = percentile_ci(eb_b, 0.95)
+    d_lo, d_hi = percentile_ci(ea_b - eb_b, 0.95)
     ia, ib = np.abs(A).mean(axis=0), np.abs(B).mean(axis=0)
-    sa, sb = np.sign(da).astype(int), np.sign(db).astype(int)
-    relevant = (ia > 0.05 * ia.max()) & (ib > 0.05 * ib.max())
-    disagree = relevant & ((sa * sb < 0) | (np.nan_to_num(c_hi, nan=1.0) < 0))
+    sa, sb = np.sign(np.nan_to_num(ea_)).astype(int), np.sign(np.nan_to_num(eb_)).astype(int)
+    binary = np.array([len(np.unique(Xv[:, j])) <= 2 for j in range(Xv.shape[1])])
+    # relevant: non-negligible in both (at least 10 % of the most important term)
+    relevant = (ia >= 0.1 * ia.max()) & (ib >= 0.1 * ib.max())
+    # high: opposite directions, each CI excluding 0, and the difference's CI excluding 0;
+    # a shape correlation of -1 on a binary feature (two points) is not evidence by itself
+    supported = ((a_lo > 0) | (a_hi < 0)) & ((b_lo > 0) | (b_hi < 0)) & ((d_lo > 0) | (d_hi < 0))
+    # a zero-width CI (a binary feature's term is one number per level) carries no sampling
+    # uncertainty of the fits, so it cannot support a "high" on its own
+    informative = (a_hi - a_lo > 1e-12) & (b_hi - b_lo > 1e-12)
+    flipped = relevant & (sa * sb < 0)
+    opposite = flipped & informative & np.nan_to_num(supported, nan=False).astype(bool)
+    strong = (ia >= 0.2 * ia.max()) & (ib >= 0.2 * ib.max())
+    shape = relevant & ~opposite & ((~binary & (np.nan_to_num(c_hi, nan=1.0) < 0))
+                                    | (flipped & ~informative & strong))
+    severity = np.where(opposite, "high", np.where(shape, "medium", ""))
     table = pd.DataFrame({
         "feature": names, "importance_model": ia, "importance_data": ib,
-        "direction_model": sa, "direction_data": sb, "shape_correlation": corr,
-        "ci_low": c_lo, "ci_high": c_hi, "mean_abs_diff": np.abs((A - A.mean(0)) -
-                                                                 (B - B.mean(0))).mean(axis=0),
-        "disagree": disagree, "n": int(len(test)),
+        "direction_model": sa, "direction_data": sb,
+        "effect_model": ea_, "effect_model_ci_low": a_lo, "effect_model_ci_high": a_hi,
+        "effect_data": eb_, "effect_data_ci_low": b_lo, "effect_data_ci_high": b_hi,
+        "difference": ea_ - eb_, "difference_ci_low": d_lo, "difference_ci_high": d_hi,
+        "shape_correlation": np.where(binary, np.nan, corr),
+        "ci_low": np.where(binary, np.nan, c_lo), "ci_high": np.where(binary, np.nan, c_hi),
+        "mean_abs_diff": np.abs((A - A.mean(0)) - (B - B.mean(0))).mean(axis=0),
+        "binary": binary, "disagree": opposite | shape, "severity": severity,
+        "n": int(len(test)),
     }).sort_values("importance_model", ascending=False, kind="mergesort").reset_index(drop=True)
     return ShadowGlassBox(table=table, fidelity=fidelity, shadow=shadow, reference=reference,
                           model_name=adapter.name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -60,6 +60,42 @@ class StepStatus:
 
 
 @dataclass(frozen=True, eq=False)
+class Section:
+    """An extra section of the report, added with :meth:`AuditResult.add_section`.
+
+    Parameters
+    ----------
+    title : str
+        Heading (escaped when rendered).
+    content : result object, DataFrame or mapping, optional
+        A result object (anything with ``to_frame``/``plot``/``findings``), or a table.
+    intro : str
+        One paragraph of plain text under the heading (escaped).
+    figure : str, optional
+        A PNG data URI (``data:image/png;base64,...``) shown under the intro.
+    """
+
+    title: str
+    content: Any = None
+    intro: str = ""
+    figure: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.content
+        if c is None:
+            body: Any = None
+        elif hasattr(c, "to_dict") and not isinstance(c, (pd.DataFrame, pd.Series)):
+            try:
+                body = to_jsonable(c.to_dict())
+            except Exception as exc:
+                body = {"error": f"to_dict() failed: {type(exc).__name__}: {exc}"}
+        else:
+            body = to_jsonable(c)
+        return {"title": self.title, "intro": self.intro, "content": body,
+                "has_figure": self.figure is not None}
+
+
+@dataclass(frozen=True, eq=False)
 class AuditResult(ResultMixin):
     """The outcome of :meth:`confoundry.Audit.run`.
 
@@ -81,6 +117,9 @@ class AuditResult(ResultMixin):
         The options the audit ran with.
     notes : list of str
         What the audit did that a reader must know (e.g. a subsample for attributions).
+    sections : tuple of Section
+        Extra sections added with :meth:`add_section` (e.g. a case study's ground truth),
+        rendered after the verdict.
     """
 
     steps: Mapping[str, StepStatus]
@@ -92,6 +131,60 @@ class AuditResult(ResultMixin):
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     findings_: tuple[Finding, ...] = ()
+    sections: tuple[Section, ...] = ()
+
+    def add_section(self, title: str, content: Any = None, *, intro: str = "",
+                    figure: Any = None, findings: bool = True) -> AuditResult:
+        """A copy of this result with one more report section (the result is immutable).
+
+        Parameters
+        ----------
+        title : str
+            Heading of the section.
+        content : result object, DataFrame or mapping, optional
+            Rendered like a step's result: its findings, its ``plot()`` and its
+            ``to_frame()`` (a DataFrame or mapping is shown as a table). Every string is
+            escaped.
+        intro : str
+            A paragraph of plain text under the heading.
+        figure : matplotlib Figure or PNG data URI, optional
+            An extra figure (a Figure is encoded now and closed).
+        findings : bool, default True
+            Merge ``content.findings()`` into the audit's findings (and so into the verdict).
+
+        Returns
+        -------
+        AuditResult
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> r = AuditResult(steps={}, results={}, model_name="m", task="binary")
+        >>> r2 = r.add_section("Ground truth", pd.DataFrame({"a": [1]}), intro="Known truth.")
+        >>> len(r.sections), r2.sections[0].title
+        (0, 'Ground truth')
+        """
+        from ._findings import rank_findings
+
+        if not isinstance(title, str) or not title.strip():
+            raise TypeError(f"title={title!r} is not valid; expected a non-empty string.")
+        if not isinstance(intro, str):
+            raise TypeError(f"intro={intro!r} is not a string; expected plain text.")
+        if figure is not None and not isinstance(figure, str):
+            if not hasattr(figure, "savefig"):
+                raise TypeError(f"figure has type {type(figure).__name__}; expected a "
+                                "matplotlib Figure or a PNG data URI.")
+            from ..report._figures import figure_to_data_uri
+
+            figure = figure_to_data_uri(figure)
+        elif isinstance(figure, str) and not figure.startswith("data:image/png;base64,"):
+            raise ValueError("figure is a string that is not a PNG data URI; expected "
+                             "'data:image/png;base64,...' or a matplotlib Figure.")
+        new = list(self.findings_)
+        if findings and callable(getattr(content, "findings", None)):
+            new += [f for f in content.findings() if isinstance(f, Finding)]
+        return replace(self, sections=(*self.sections, Section(title, content, intro, figure)),
+                       findings_=tuple(rank_findings(new)))
 
     # ---------------------------------------------------------------- surface
     def findings(self) -> list[Finding]:
@@ -152,6 +245,7 @@ class AuditResult(ResultMixin):
             "options": dict(self.options),
             "reproducibility": dict(self.reproducibility),
             "results": results,
+            "sections": [sec.to_dict() for sec in self.sections],
         })
 
     def to_html(self, path: Any = None, *, title: str | None = None) -> str:

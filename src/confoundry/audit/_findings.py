@@ -16,6 +16,15 @@ STEP_TIPS = {
     "leave_one_group_out": 7, "overfitting": 7, "membership": 10,
 }
 
+#: Within a severity, findings are listed in this order of kind: what the model learned that
+#: contradicts domain knowledge and what it would do to patients first, then confounding, then
+#: the rest (unknown kinds last, in order of arrival).
+KIND_PRIORITY = (
+    "expectation_violation", "dangerous_triage", "confounded_output", "confounded_embedding",
+    "confounded_errors", "confounded_dataset", "baseline_outperforms", "memorisation",
+    "domain_gap", "failing_slice", "attribution_disagreement",
+)
+
 VERDICTS = {
     "high": "Do not rely on this model yet: {n} high-severity finding(s) must be resolved first.",
     "medium": "Use with caution: {n} medium-severity finding(s) need a closer look.",
@@ -72,7 +81,24 @@ def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any],
                         f"Step '{name}' failed, so its question is unanswered: {st.reason}",
                         subject=name, model=model_name,
                         evidence={"step": name, "error": st.reason}))
-    return out
+    return rank_findings(out)
+
+
+def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings worst first; within a severity in the order of ``KIND_PRIORITY`` (stable).
+
+    Examples
+    --------
+    >>> fs = [Finding("failing_slice", "high", 9, "a"), Finding("expectation_violation",
+    ...       "high", 9, "b"), Finding("note", "info", 3, "c")]
+    >>> [f.title for f in rank_findings(fs)]
+    ['b', 'a', 'c']
+    """
+    from .._result import _SEVERITY_RANK
+
+    prio = {k: i for i, k in enumerate(KIND_PRIORITY)}
+    return sorted(findings, key=lambda f: (_SEVERITY_RANK[f.severity],
+                                           prio.get(f.kind, len(prio))))
 
 
 def _core(title: str) -> str:

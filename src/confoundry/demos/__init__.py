@@ -8,6 +8,7 @@ True
 """
 
 from ._danger import DangerTable, danger_table
+from ._pneumonia_demo import EXPECTATIONS, ParadoxTable, paradox_table, run_pneumonia_demo
 from ._pneumonia_model import (
     DEFAULT_CONFIGS,
     MLPSearchResult,
@@ -16,6 +17,7 @@ from ._pneumonia_model import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIGS", "DangerTable", "MLPSearchResult", "PneumoniaMLP", "danger_table",
+    "DEFAULT_CONFIGS", "EXPECTATIONS", "DangerTable", "MLPSearchResult", "ParadoxTable",
+    "PneumoniaMLP", "danger_table", "paradox_table", "run_pneumonia_demo",
     "train_pneumonia_mlp",
 ]

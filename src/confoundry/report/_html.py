@@ -199,6 +199,19 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
                           "blocks": _step_blocks(result, st, dpi=dpi, max_rows=max_rows)})
         sections.append({"id": sid, "title": stitle, "tips": ", ".join(map(str, tips)),
                          "intro": intro, "items": items})
+    extras = []
+    for i, sec in enumerate(getattr(result, "sections", ()) or ()):
+        blocks = []
+        c = sec.content
+        if isinstance(c, (pd.DataFrame, Mapping)):
+            t = table(c if isinstance(c, pd.DataFrame) else dict(c), max_rows=max_rows)
+            if t is not None:
+                blocks.append({"heading": sec.title, "tables": [{"caption": "", **t}],
+                               "figures": [], "errors": [], "findings": []})
+        elif c is not None:
+            blocks.append(_result_block(c, sec.title, dpi=dpi, max_rows=max_rows))
+        extras.append({"id": f"section-{i + 1}", "title": sec.title, "intro": sec.intro,
+                       "figure": sec.figure, "blocks": blocks})
     repro = dict(result.reproducibility)
     versions = repro.pop("versions", {})
     seeds = repro.pop("step_seeds", {})
@@ -206,7 +219,7 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
         "title": title or f"confoundry audit of {result.model_name}",
         "model_name": result.model_name, "task": result.task,
         "verdict": verdict, "severities": SEVERITIES, "findings": frows, "steps": steps,
-        "sections": sections, "notes": list(result.notes),
+        "sections": sections, "extras": extras, "notes": list(result.notes),
         "versions": table(versions), "seeds": table(seeds),
         "repro": table({k: v for k, v in repro.items()}),
         "options": table(dict(result.options)),
