@@ -23,14 +23,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks case_studies
-	$(BIN)/ruff format --check src tests benchmarks case_studies
+	$(BIN)/ruff check src tests benchmarks case_studies scripts
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 screenshot: $(STAMP)
-	$(BIN)/python scripts/screenshot_report.py
+	$(BIN)/confoundry demo pneumonia --out report.html --json report.json
+	$(BIN)/python scripts/screenshot_report.py --from-html report.html --out docs/img/report.png
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

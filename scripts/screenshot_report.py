@@ -8,6 +8,7 @@ Usage::
 
     python scripts/screenshot_report.py [--out docs/img/report.png] [--html report.html]
                                         [--n 3000] [--height 2200]
+    python scripts/screenshot_report.py --from-html report.html   # e.g. the demo's report
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` and the ``selenium`` package.
 """
@@ -74,7 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--html", default=None, help="also keep the report here")
     p.add_argument("--n", type=int, default=3000, help="simulated patients (default 3000)")
     p.add_argument("--height", type=int, default=2200, help="window height in pixels")
+    p.add_argument("--from-html", default=None,
+                   help="screenshot this existing report (e.g. from 'confoundry demo pneumonia') "
+                        "instead of running a small audit")
     args = p.parse_args(argv)
+    if args.from_html:
+        src = Path(args.from_html)
+        if not src.is_file():
+            p.error(f"--from-html {src}: no such file")
+        screenshot(src, Path(args.out), height=args.height)
+        print(f"Screenshot of {src}: {args.out}", file=sys.stderr)
+        return 0
     result = build_result(args.n)
     with tempfile.TemporaryDirectory() as tmp:
         html_path = Path(args.html) if args.html else Path(tmp) / "report.html"

@@ -245,3 +245,44 @@ def test_sanity_check_needs_a_torch_model():
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(TypeError, match="torch.nn.Module"):
         cf.sanity_check(LinearRegression().fit(X, X[:, 0]), X)
+
+
+def test_u_shaped_feature_is_never_a_direction_disagreement():
+    """A U-shaped attribution has a covariance sign that is noise: no 'high' finding for it,
+    while a monotone feature learned the opposite way is still flagged."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 3))
+    X[200:, 0] = -X[:200, 0]  # symmetric: the U itself has no covariance with x
+    names = ["u", "lin", "z"]
+    va = np.column_stack([X[:, 0] ** 2 - 1 + 0.2 * X[:, 0], 2 * X[:, 1], 0.1 * X[:, 2]])
+    vb = np.column_stack([X[:, 0] ** 2 - 1 - 0.2 * X[:, 0], -2 * X[:, 1], 0.1 * X[:, 2]])
+    a = cf.Attribution(va, 0.0, X, names, "manual", model_name="dl")
+    b = cf.Attribution(vb, 0.0, X, names, "manual", model_name="ebm")
+    ag = cf.compare_attributions(a, b, k=2, n_boot=200, random_state=0)
+    t = ag.to_frame().set_index("feature")
+    assert t.loc["u", "direction_a"] * t.loc["u", "direction_b"] < 0   # signs flip ...
+    assert t.loc["u", "monotonicity_a"] < 0.2                          # ... but U-shaped
+    assert t.loc["lin", "monotonicity_a"] > 0.99
+    assert t.loc["lin", "direction_a_ci_low"] > 0 > t.loc["lin", "direction_b_ci_high"]
+    assert [f.subject for f in ag.findings() if f.severity == "high"] == ["lin"]
+
+
+def test_pool_image_attributions_keeps_totals_and_feeds_contrast():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(40, 1, 8, 8))
+    v[:20, 0, :2, :2] += 3.0  # group a looks at the top-left corner
+    a = cf.Attribution(v, 0.0, v, [], "manual", model_name="cnn")
+    p = a.pool((4, 4))
+    assert p.values.shape == (40, 16) and p.feature_names[0] == "r0c0"
+    np.testing.assert_allclose(p.values.sum(axis=1), v.reshape(40, -1).sum(axis=1))
+    pa = a.pool((2, 2), absolute=True)
+    np.testing.assert_allclose(pa.values.sum(axis=1), np.abs(v).reshape(40, -1).sum(axis=1))
+    groups = np.array(["look"] * 20 + ["rest"] * 20)
+    c = cf.contrast_attributions(p, groups == "look", n_permutations=2000, n_boot=100,
+                                 random_state=0)
+    sig = c.to_frame().query("q_value < 0.05")["feature"].tolist()
+    assert sig == ["r0c0"]
+    with pytest.raises(ValueError, match="already tabular"):
+        p.pool()
+    with pytest.raises(ValueError, match="finer than"):
+        a.pool((9, 9))

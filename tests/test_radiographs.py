@@ -185,7 +185,16 @@ def test_mass_by_group_conditions_on_the_label():
     y = (rng.random(600) < np.array([0.6, 0.1, 0.3])[g]).astype(int)
     s = 0.2 + 0.2 * y + rng.normal(0, 0.05, 600)
     assert mass_by_group(s, g, n_permutations=300, random_state=0).p_value < 0.01
-    assert mass_by_group(s, g, strata=y, n_permutations=300, random_state=0).p_value > 0.05
+    cond = mass_by_group(s, g, strata=y, n_permutations=300, random_state=0)
+    assert cond.p_value > 0.05
+    # raw means differ with the label mix; standardised to the pooled mix they agree
+    t = cond.to_frame()
+    assert t["mean_share"].max() - t["mean_share"].min() > 0.05
+    assert t["adjusted_mean_share"].max() - t["adjusted_mean_share"].min() < 0.02
+    assert (t["adjusted_ci_low"] <= t["adjusted_mean_share"]).all()
+    assert (t["adjusted_mean_share"] <= t["adjusted_ci_high"]).all()
+    assert "adjusted_mean_share" not in mass_by_group(s, g, n_permutations=50,
+                                                      random_state=0).to_frame()
 
 
 def test_mass_by_group_reproducible_and_surface():
@@ -261,3 +270,38 @@ def test_shortcut_findings_vanish_in_control(case):
         assert p.loc["output_conditional", "p_value"] > 0.05
         assert p.loc["embedding_conditional", "statistic"] < \
             m["probes"].set_index("probe").loc["embedding_conditional", "statistic"]
+
+
+def test_case_study_script_writes_readme_tables(tmp_path, monkeypatch):
+    """run.py --update-readme rewrites only the marked block, from the summary table."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "case_studies" / "radiograph_site_shortcut" / "run.py"
+    spec = importlib.util.spec_from_file_location("rad_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    nan = np.nan
+    summary = pd.DataFrame([
+        ["marker", "AUROC, internal", 0.89, 0.85, 0.93, nan, 240],
+        ["control", "AUROC, internal", 0.96, 0.93, 0.99, nan, 240],
+        ["marker", "share of |IG| inside lungs, site A", 0.07, 0.05, 0.08, nan, 57],
+        ["control", "share of |IG| inside lungs, site A", 0.5, 0.4, 0.6, nan, 57],
+        ["marker", "leave-one-site-out AUROC, held out A", 0.52, 0.46, 0.58, 0.002, 400],
+    ], columns=["arm", "quantity", "estimate", "ci_low", "ci_high", "p_value", "n"])
+    loso = pd.DataFrame([{"group": "A", "n": 400, "estimate": 0.52, "ci_low": 0.46,
+                          "ci_high": 0.58, "internal": 0.83, "internal_ci_low": 0.81,
+                          "internal_ci_high": 0.86, "difference": -0.31, "diff_ci_low": -0.38,
+                          "diff_ci_high": -0.25, "p_value": 0.001998}])
+    text = mod.results_markdown(summary, 100.0, 0, loso)
+    assert "| AUROC, internal | 240 | 0.890 (0.850 to 0.930) | 0.960 (0.930 to 0.990) |" in text
+    assert "share of \\|IG\\|" in text and "held out A" not in text
+    assert ("| A | 400 | 0.520 (0.460 to 0.580) | 0.830 (0.810 to 0.860) | -0.310 (-0.380 to "
+            "-0.250), p = 0.002 |") in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{mod.START}\nOBSOLETE\n{mod.END}\nafter\n", encoding="utf-8")
+    monkeypatch.setattr(mod, "README", readme)
+    mod.update_readme(text)
+    body = readme.read_text(encoding="utf-8")
+    assert body.startswith("intro\n") and body.endswith("after\n") and "OBSOLETE" not in body
+    assert text in body

@@ -209,3 +209,21 @@ def test_bad_input(kwargs, err, match):
     kwargs = {"scores": s, **kwargs}
     with pytest.raises(err, match=match):
         discover_slices(None, X, y, **kwargs)
+
+
+def test_severity_needs_large_and_well_measured_lift():
+    """'high' needs lift >= 2 and the CI's lower end >= 1.5x the overall error."""
+    X, y, meta, s, bad = _cohort(8, planted=True)
+    res = discover_slices(None, X, y, metadata=meta, scores=s, random_state=0)
+    t = res.to_frame()
+    top = t[t["confirmed"]].head(1).copy()
+    overall = res.overall_error
+    cases = [(2.5 * overall, 1.6 * overall, "high"),   # big and well measured
+             (2.5 * overall, 1.1 * overall, "medium"),  # big but a wide CI (small slice)
+             (1.8 * overall, 1.6 * overall, "medium")]  # well measured but < 2x
+    from dataclasses import replace
+
+    for rate, lo, sev in cases:
+        row = top.assign(error_rate=rate, ci_low=lo, lift=rate / overall)
+        f = replace(res, table=row).findings()
+        assert [x.severity for x in f] == [sev]

@@ -114,6 +114,71 @@ class Attribution(ResultMixin):
                            self.method, dict(self.params), delta, self.compute_time, self.output,
                            self.model_name)
 
+    def pool(self, grid: tuple[int, int] = (4, 4), *, absolute: bool = False) -> Attribution:
+        """Tabular attributions over a coarse grid of image regions (or sequence segments).
+
+        Each cell's value is the sum of the attributions of its pixels over all channels
+        (``absolute=True``: the sum of their absolute values, i.e. how much the model looks
+        there), so completeness is kept; its data is the cell's mean input intensity. Features
+        are named ``"r{row}c{col}"`` (images) or ``"s{segment}"`` (sequences ``(n, C, L)``).
+        Use it to run the tabular tools (:func:`confoundry.contrast_attributions`,
+        :func:`confoundry.compare_attributions`) on image attributions.
+
+        Parameters
+        ----------
+        grid : (int, int)
+            Rows and columns of the grid (sequences use ``grid[0] * grid[1]`` segments); cells
+            at the border take the remainder when the size does not divide evenly.
+        absolute : bool, default False
+
+        Returns
+        -------
+        Attribution
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> v = np.zeros((2, 1, 4, 4)); v[:, 0, 0, 0] = 1.0
+        >>> a = Attribution(v, 0.0, v, [], "manual")
+        >>> p = a.pool((2, 2))
+        >>> p.feature_names, p.values[0].tolist()
+        (['r0c0', 'r0c1', 'r1c0', 'r1c1'], [1.0, 0.0, 0.0, 0.0])
+        """
+        if self.is_tabular:
+            raise ValueError(f"pool() needs image or sequence attributions; this one has shape "
+                             f"{self.values.shape} (already tabular).")
+        gr, gc = (int(g) for g in grid)
+        if gr < 1 or gc < 1:
+            raise ValueError(f"grid={grid!r}; expected two positive integers.")
+        v = np.abs(self.values) if absolute else self.values
+        x = self.data
+        n = self.n_samples
+        if v.ndim == 3 and self.values.shape[1] <= 4 and self.values.shape[2] > 4:
+            v, x = v[:, :, None, :], x[:, :, None, :]  # (n, C, L) sequences: one row
+            gr, gc = 1, gr * gc
+        elif v.ndim == 3:  # (n, H, W) single-channel images
+            v, x = v[:, None], x[:, None]
+        if v.ndim != 4:
+            raise ValueError(f"pool() supports (n, H, W), (n, C, H, W) and (n, C, L) "
+                             f"attributions; got shape {self.values.shape}.")
+        H, W = v.shape[2], v.shape[3]
+        if gr > H or gc > W:
+            raise ValueError(f"grid={grid!r} is finer than the input ({H} x {W}).")
+        rb = np.linspace(0, H, gr + 1).astype(int)
+        cb = np.linspace(0, W, gc + 1).astype(int)
+        vals, data, names = [], [], []
+        for i in range(gr):
+            for j in range(gc):
+                cell_v = v[:, :, rb[i]:rb[i + 1], cb[j]:cb[j + 1]].reshape(n, -1)
+                cell_x = x[:, :, rb[i]:rb[i + 1], cb[j]:cb[j + 1]].reshape(n, -1)
+                vals.append(cell_v.sum(axis=1))
+                data.append(cell_x.mean(axis=1))
+                names.append(f"r{i}c{j}" if gr > 1 else f"s{j}")
+        params = dict(self.params) | {"pooled_grid": [gr, gc], "pooled_absolute": absolute}
+        return Attribution(np.column_stack(vals), self.base_values, np.column_stack(data), names,
+                           self.method, params, self.convergence_delta, self.compute_time,
+                           self.output, self.model_name)
+
     # ---------------------------------------------------------------- surface
     def to_frame(self) -> pd.DataFrame:
         """One row per feature: mean |attribution|, mean attribution, rank, direction."""

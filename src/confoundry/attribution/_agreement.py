@@ -122,9 +122,13 @@ class Agreement(ResultMixin):
     def to_frame(self) -> pd.DataFrame:
         """One row per feature: ``feature``, ``importance_a``, ``rank_a``, ``importance_b``,
         ``rank_b``, ``direction_a``, ``direction_b`` (+1 / -1 / 0: sign of the association
-        between the feature's value and its attribution), ``in_top_k_a``, ``in_top_k_b`` and
-        ``disagree`` (a top-k feature of either whose directions are opposite, or a top-k
-        feature of one ranked below 2k in the other)."""
+        between the feature's value and its attribution) with the bootstrap CI of that
+        covariance (``direction_a_ci_low`` ...), ``monotonicity_a``, ``monotonicity_b``
+        (|correlation| of value and attribution: near 0 for a U-shaped feature),
+        ``in_top_k_a``, ``in_top_k_b`` and ``disagree`` (a top-k feature of either whose
+        directions are opposite, or a top-k feature of one ranked below 2k in the other).
+        A "high" finding needs opposite directions that are both supported (CI excluding 0,
+        monotonicity >= 0.5)."""
         return self.table.copy()
 
     def findings(self) -> list[Finding]:
@@ -132,6 +136,15 @@ class Agreement(ResultMixin):
         t = self.table
         top = t[(t["in_top_k_a"] | t["in_top_k_b"])]
         opposite = top[(top["direction_a"] * top["direction_b"]) < 0]
+        if "direction_a_ci_low" in opposite:
+            # a direction is only evidence when its bootstrap CI excludes 0 and the attribution
+            # is roughly monotone in the feature (|correlation| >= 0.5): a U-shaped feature
+            # has no direction to disagree on
+            def supported(side: str) -> pd.Series:
+                lo, hi = opposite[f"direction_{side}_ci_low"], opposite[f"direction_{side}_ci_high"]
+                return ((lo > 0) | (hi < 0)) & (opposite[f"monotonicity_{side}"] >= 0.5)
+
+            opposite = opposite[supported("a") & supported("b")]
         for _, row in opposite.iterrows():
             out.append(Finding(
                 "attribution_disagreement", "high", 9,
@@ -185,6 +198,12 @@ class Agreement(ResultMixin):
                      f"{s['ci_high']:.2f}]; red: increasing, blue: decreasing; (!) disagree",
                      fontsize=9)
         return ax.figure
+
+
+def _colcorr(X: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every column of ``X`` with the same column of ``A``."""
+    xc, ac = X - X.mean(axis=0), A - A.mean(axis=0)
+    return (xc * ac).sum(axis=0) / np.sqrt((xc ** 2).sum(axis=0) * (ac ** 2).sum(axis=0))
 
 
 def _dir_word(v: float) -> str:
@@ -269,12 +288,21 @@ def compare_attributions(
     gen_a = bootstrap_weights(A.shape[0], n_boot, random_state=rng, chunk_size=chunk)
     gen_b = None if paired else bootstrap_weights(Bv.shape[0], n_boot, random_state=rng,
                                                   chunk_size=chunk)
+    dirs_a: list[np.ndarray] = []
+    dirs_b: list[np.ndarray] = []
     for Wa in gen_a:
         Wb = Wa if paired else next(gen_b)
         ia, da = _global_stats(Wa, A, XA)
         ib, db = _global_stats(Wb, Bv, XB)
+        dirs_a.append(da)
+        dirs_b.append(db)
         for m, v in _metrics(ia, ib, da, db, k).items():
             reps[m].append(v)
+    da_lo, da_hi = percentile_ci(np.vstack(dirs_a), ci)
+    db_lo, db_hi = percentile_ci(np.vstack(dirs_b), ci)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mono_a = np.nan_to_num(np.abs(_colcorr(XA, A)), nan=0.0)
+        mono_b = np.nan_to_num(np.abs(_colcorr(XB, Bv)), nan=0.0)
     rows = []
     for m in SUMMARY_KEYS:
         r = np.concatenate(reps[m])
@@ -294,8 +322,11 @@ def compare_attributions(
     disagree = ((top_a | top_b) & (sa * sb < 0)) | far
     table = pd.DataFrame({
         "feature": fa, "importance_a": ia, "rank_a": ra, "importance_b": ib, "rank_b": rb,
-        "direction_a": sa, "direction_b": sb, "in_top_k_a": top_a, "in_top_k_b": top_b,
-        "disagree": disagree,
+        "direction_a": sa, "direction_b": sb,
+        "direction_a_ci_low": da_lo, "direction_a_ci_high": da_hi,
+        "direction_b_ci_low": db_lo, "direction_b_ci_high": db_hi,
+        "monotonicity_a": mono_a, "monotonicity_b": mono_b,
+        "in_top_k_a": top_a, "in_top_k_b": top_b, "disagree": disagree,
     }).sort_values(["rank_a", "rank_b"], kind="mergesort").reset_index(drop=True)
     return Agreement(table=table, metrics=metrics, name_a=_label(a, "a"), name_b=_label(b, "b"),
                      k=k, n=int(A.shape[0]), n_boot=n_boot, paired=paired, ci=ci)

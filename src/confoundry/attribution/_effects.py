@@ -208,8 +208,10 @@ class ShadowGlassBox(ResultMixin):
 
     ``table``: one row per feature with ``importance_model``, ``importance_data`` (mean |term|),
     ``direction_model``, ``direction_data`` (sign of the covariance between the feature and its
-    term), ``shape_correlation`` with ``ci_low``, ``ci_high`` (bootstrap), ``mean_abs_diff``,
-    ``disagree`` and ``n``. ``fidelity``: R² of the shadow EBM to the model's outputs on
+    term), ``effect_*`` slopes with bootstrap CIs, ``monotonicity_model``,
+    ``monotonicity_data`` (|correlation of the feature with its term|), ``shape_correlation``
+    with ``ci_low``, ``ci_high`` (bootstrap), ``mean_abs_diff``, ``disagree``, ``severity`` and
+    ``n``. ``fidelity``: R² of the shadow EBM to the model's outputs on
     held-out rows with its bootstrap CI.
     """
 
@@ -226,7 +228,8 @@ class ShadowGlassBox(ResultMixin):
         """``attribution_disagreement`` per feature where the model and the data disagree with
         statistical support: "high" when the learned direction (slope of the term on the
         feature, with bootstrap CIs) is opposite to the data's, both CIs and the CI of their
-        difference excluding 0, and the feature is non-negligible in both; "medium" when the
+        difference excluding 0, the feature is non-negligible in both and both terms are
+        roughly monotone; "medium" when the
         shapes of a continuous feature are negatively correlated (CI below 0)."""
         out = []
         t = self.table
@@ -305,6 +308,12 @@ class ShadowGlassBox(ResultMixin):
         return fig
 
 
+def _colcorr(X: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every column of ``X`` with the same column of ``A``."""
+    xc, ac = X - X.mean(axis=0), A - A.mean(axis=0)
+    return (xc * ac).sum(axis=0) / np.sqrt((xc ** 2).sum(axis=0) * (ac ** 2).sum(axis=0))
+
+
 def _word(v: float) -> str:
     return {1: "increasing", -1: "decreasing"}.get(int(v), "flat")
 
@@ -330,8 +339,9 @@ def shadow_glassbox(
     ``fit_baselines(...)["ebm"]``) shows *what the data say*. Each term's direction is its
     least-squares slope on the feature (for a binary feature, the effect of switching it 0 -> 1)
     with a bootstrap CI. A feature is flagged "high" when the two directions are opposite with
-    both CIs and the CI of their difference excluding 0 (and the feature carries at least 10 %
-    of the largest term's importance in both), "medium" when a continuous feature's per-sample
+    both CIs and the CI of their difference excluding 0, the feature carries at least 10 % of
+    the largest term's importance in both, and both terms are roughly monotone (|correlation of
+    the feature with its term| >= 0.5; a U-shaped term has no direction), "medium" when a continuous feature's per-sample
     contributions are negatively correlated (CI below 0), or when the directions are opposite
     but the CIs have zero width (binary features: one term value per level) and the feature
     carries at least 20 % of the largest importance in both. Binary features have two points, so
@@ -439,8 +449,16 @@ def shadow_glassbox(
     # a zero-width CI (a binary feature's term is one number per level) carries no sampling
     # uncertainty of the fits, so it cannot support a "high" on its own
     informative = (a_hi - a_lo > 1e-12) & (b_hi - b_lo > 1e-12)
+    # a direction only means something for a (roughly) monotone term: the correlation between
+    # the feature and its term must be at least 0.5 in both models; a U-shaped term (wbc,
+    # temperature) has a slope that depends on where the data sit and is never "opposite"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mono_a = np.abs(_colcorr(Xv, A))
+        mono_b = np.abs(_colcorr(Xv, B))
+    monotone = np.nan_to_num(np.minimum(mono_a, mono_b), nan=0.0) >= 0.5
     flipped = relevant & (sa * sb < 0)
-    opposite = flipped & informative & np.nan_to_num(supported, nan=False).astype(bool)
+    opposite = (flipped & informative & monotone
+                & np.nan_to_num(supported, nan=False).astype(bool))
     strong = (ia >= 0.2 * ia.max()) & (ib >= 0.2 * ib.max())
     shape = relevant & ~opposite & ((~binary & (np.nan_to_num(c_hi, nan=1.0) < 0))
                                     | (flipped & ~informative & strong))
@@ -454,6 +472,7 @@ def shadow_glassbox(
         "shape_correlation": np.where(binary, np.nan, corr),
         "ci_low": np.where(binary, np.nan, c_lo), "ci_high": np.where(binary, np.nan, c_hi),
         "mean_abs_diff": np.abs((A - A.mean(0)) - (B - B.mean(0))).mean(axis=0),
+        "monotonicity_model": mono_a, "monotonicity_data": mono_b,
         "binary": binary, "disagree": opposite | shape, "severity": severity,
         "n": int(len(test)),
     }).sort_values("importance_model", ascending=False, kind="mergesort").reset_index(drop=True)

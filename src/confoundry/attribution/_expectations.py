@@ -61,11 +61,18 @@ class ExpectationResult(ResultMixin):
         out = []
         for _, r in self.violations.iterrows():
             verb = "raises" if r["effect"] > 0 else "lowers"
+            if abs(float(r["ci_high"]) - float(r["ci_low"])) <= 1e-9 * max(1.0, abs(r["effect"])):
+                # an additive model's effect is one number for every row: the bootstrap over
+                # rows has nothing to vary (the fit's own uncertainty is not part of this CI)
+                ci_txt = (f"the same for every row, as the model is additive in it; "
+                          f"n={r['n']}")
+            else:
+                ci_txt = (f"{self.ci:.0%} CI {r['ci_low']:+.3g} to {r['ci_high']:+.3g}, "
+                          f"n={r['n']}")
             out.append(Finding(
                 "expectation_violation", "high", 9,
                 f"{r['model']}: '{r['feature']}' {verb} the output although it is expected to "
-                f"be {r['expected']} (effect {r['effect']:+.3g}, {self.ci:.0%} CI "
-                f"{r['ci_low']:+.3g} to {r['ci_high']:+.3g}, n={r['n']}).",
+                f"be {r['expected']} (effect {r['effect']:+.3g}, {ci_txt}).",
                 subject=str(r["feature"]), model=str(r["model"]),
                 evidence={k: r[k] for k in ("expected", "observed", "effect", "ci_low", "ci_high",
                                             "p_value", "q_value", "source", "low", "high", "n",

@@ -142,7 +142,11 @@ class MassByGroupResult(ResultMixin):
     ----------
     table : DataFrame
         One row per group: ``group``, ``n``, ``mean_share``, ``ci_low``, ``ci_high``,
-        ``median_share``, ``mean_rank_excess`` (mean rank minus its stratum's mean rank).
+        ``median_share``, ``mean_rank_excess`` (mean rank minus its stratum's mean rank) and,
+        with ``strata``, ``adjusted_mean_share`` with ``adjusted_ci_low``/``adjusted_ci_high``:
+        the group's mean directly standardised to the pooled strata mix (what its mean would be
+        with everyone's label mix; NaN when the group lacks a stratum). With strata, compare
+        groups on the adjusted column: the raw means mix the group effect with label mix.
     statistic : float
         Kruskal-Wallis H, tie-corrected.
     p_value, p_value_se : float
@@ -368,15 +372,33 @@ def mass_by_group(
     rows = []
     centred = ranks - np.bincount(st, weights=ranks)[st] / np.bincount(st)[st]
     excess = np.bincount(codes, weights=centred, minlength=k)
+    w_strata = np.bincount(st, minlength=n_strata) / n
     for j, level in enumerate(levels):
         sj = s[codes == j]
         idx = rng.integers(0, len(sj), size=(n_boot, len(sj)))
         boots = sj[idx].mean(axis=1)
         lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-        rows.append({"group": level, "n": int(len(sj)), "mean_share": float(sj.mean()),
-                     "ci_low": float(lo), "ci_high": float(hi),
-                     "median_share": float(np.median(sj)),
-                     "mean_rank_excess": float(excess[j] / sizes[j])})
+        row = {"group": level, "n": int(len(sj)), "mean_share": float(sj.mean()),
+               "ci_low": float(lo), "ci_high": float(hi),
+               "median_share": float(np.median(sj)),
+               "mean_rank_excess": float(excess[j] / sizes[j])}
+        if strata is not None:
+            # directly standardised to the pooled strata mix: the group's mean share had it
+            # the same label mix as everyone (NaN when a stratum is missing from the group)
+            adj, adj_boot = 0.0, np.zeros(n_boot)
+            for t in range(n_strata):
+                cell = s[(codes == j) & (st == t)]
+                if len(cell) == 0:
+                    adj, adj_boot = np.nan, np.full(n_boot, np.nan)
+                    break
+                ci_idx = rng.integers(0, len(cell), size=(n_boot, len(cell)))
+                adj += w_strata[t] * cell.mean()
+                adj_boot += w_strata[t] * cell[ci_idx].mean(axis=1)
+            a_lo, a_hi = ((np.nan, np.nan) if not np.isfinite(adj)
+                          else np.quantile(adj_boot, [alpha / 2, 1 - alpha / 2]))
+            row |= {"adjusted_mean_share": float(adj), "adjusted_ci_low": float(a_lo),
+                    "adjusted_ci_high": float(a_hi)}
+        rows.append(row)
     table = pd.DataFrame(rows)
 
     # pairwise: difference in mean (within-stratum centred) rank, permutation p, BH q

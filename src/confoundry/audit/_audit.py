@@ -39,6 +39,7 @@ ATTRIBUTION_AUTO = {"torch": "integrated_gradients", "other": "shap_permutation"
 MAX_EFFECT_CURVES = 6
 MAX_DOMAIN_SPLITS = 8
 SANITY_ROWS = 200
+SHADOW_ROWS = 20_000
 
 
 class _Skip(Exception):
@@ -247,7 +248,13 @@ class Audit:
                              "expected one of its columns.")
         self.group_column = group_column
         self.model = model
-        self.name = str(model_name) if model_name is not None else type(model).__name__
+        if model_name is not None:
+            self.name = str(model_name)
+        else:  # a ModelAdapter carries the user's name for the model
+            from ..models import ModelAdapter
+
+            self.name = (str(model.name) if isinstance(model, ModelAdapter) and model.name
+                         else type(model).__name__)
         self.adapter = as_model(model, preprocess=preprocess, task=self.data.task, name=self.name)
         self.preprocess = preprocess
         self.layer = layer
@@ -414,7 +421,7 @@ class Audit:
                 rng = np.random.default_rng(self._seeds["attributions"])
                 idx = np.sort(rng.choice(n, size=m, replace=False))
                 self._notes.append(
-                    f"Attributions, expectations, effect curves and the shadow glass-box use a "
+                    f"Attributions, expectations and effect curves use a "
                     f"random subsample of {m} of the {n} test rows (max_attribution_rows={m}).")
             else:
                 idx = np.arange(n)
@@ -525,9 +532,22 @@ class Audit:
     def _step_shadow_glassbox(self) -> Any:
         fn = self._fn("shadow_glassbox")
         self._need_tabular("the shadow glass-box")
-        opt = {"y": self.data.y[self._subsample()],
-               "random_state": self._seeds["shadow_glassbox"]}
-        return self._call(fn, self.adapter, self._X_sub(), optional=opt)
+        # the shadow EBM is cheap (no interactions, 2 bags): fit it on up to SHADOW_ROWS test
+        # rows, not the attribution subsample; "what the data say" is the tuned baseline EBM,
+        # fitted on the training data, when there is one
+        n = self.data.n_samples
+        idx = np.arange(n)
+        if n > SHADOW_ROWS:
+            rng = np.random.default_rng(self._seeds["shadow_glassbox"])
+            idx = np.sort(rng.choice(n, size=SHADOW_ROWS, replace=False))
+        X = self.data.X
+        X = X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
+        opt: dict[str, Any] = {"y": self.data.y[idx],
+                               "random_state": self._seeds["shadow_glassbox"]}
+        base = self._results.get("baselines")
+        if base is not None and "ebm" in base:
+            opt["reference"] = base["ebm"]
+        return self._call(fn, self._ctx["cached"], X, optional=opt)
 
     def _step_sanity_check(self) -> Any:
         fn = self._fn("sanity_check")
@@ -599,7 +619,19 @@ class Audit:
             + ("(the worst quarter of absolute residuals) " if self.data.task == "regression"
                else "(thresholded at 0.5) " if self.data.task == "binary" else "")
             + f"with the rest: {n_wrong} of {len(wrong)} attributed rows.")
-        return self._call(fn, attrs[self._dl_name()], wrong, optional={
+        # named levels so that the finding reads "misclassified" vs "correct" (the larger
+        # sorted level is group a)
+        a_name, b_name = (("worst quarter", "rest") if self.data.task == "regression"
+                          else ("misclassified", "correct"))
+        groups = np.where(wrong, a_name, b_name)
+        attr = attrs[self._dl_name()]
+        if not attr.is_tabular:
+            # images: where the model looks, as |attribution| summed over a 4 x 4 grid
+            attr = attr.pool((4, 4), absolute=True)
+            self._notes.append("For image inputs the attribution contrast compares the "
+                               "|attribution| summed over a 4 x 4 grid of regions (r0c0 is the "
+                               "top-left cell).")
+        return self._call(fn, attr, groups, optional={
             "random_state": self._seeds["error_contrast"]})
 
     def _step_overfitting(self) -> Any:

@@ -105,12 +105,15 @@ class SliceResult(ResultMixin):
         return m
 
     def findings(self) -> list[Finding]:
-        """One ``failing_slice`` finding (Tip 9) per confirmed slice."""
+        """One ``failing_slice`` finding (Tip 9) per confirmed slice: "high" when its error
+        is at least twice the overall error and even the lower end of its CI is at least 1.5
+        times the overall error (a large and well-measured failure), "medium" otherwise."""
         out = []
         what = "error rate" if self.error == "misclassification" else f"mean {self.error} error"
         for _, r in self.confirmed.iterrows():
+            big = r["lift"] >= 2 and r["ci_low"] >= 1.5 * self.overall_error
             out.append(Finding(
-                "failing_slice", "high" if r["lift"] >= 2 else "medium", 9,
+                "failing_slice", "high" if big else "medium", 9,
                 f"{self.model_name} fails more where {r['rule']}: {what} {r['error_rate']:.3g} "
                 f"(95% CI {r['ci_low']:.3g} to {r['ci_high']:.3g}, n = {r['n']}) against "
                 f"{r['complement_error_rate']:.3g} elsewhere, {r['lift']:.2g}x the overall "

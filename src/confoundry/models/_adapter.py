@@ -177,6 +177,10 @@ class ModelAdapter:
 
     def _sklearn_batch(self, batch: Any) -> np.ndarray:
         m = self.model
+        if (isinstance(batch, pd.DataFrame) and self.preprocess is None
+                and hasattr(m, "n_features_in_") and not hasattr(m, "feature_names_in_")):
+            # fitted on an array: give it an array (same column order), as it was trained
+            batch = batch.to_numpy()
         if self.task == "regression" or not _is_classifier(m):
             self.output_ = "values"
             return np.asarray(m.predict(batch), dtype=np.float64)
