@@ -404,6 +404,7 @@ def attribute(
         attr = np.zeros(values.shape)
         cap_delta = np.zeros(n) if method in ("integrated_gradients", "deeplift") else None
         shap_base: list[float] = []
+        fx_raw: np.ndarray | None = None  # the model's outputs, when a method saw them anyway
         bar = progress(total=len(chunks) * len(refs), desc=f"attribute ({method})",
                        verbose=verbose)
         with torch_seed(seed), _numpy_seed(seed), warnings.catch_warnings():
@@ -414,8 +415,13 @@ def attribute(
                 for idx in chunks:
                     ref_chunk = ref[idx] if ref_kind == "per_sample" else ref
                     tgt = cap_target[idx] if isinstance(cap_target, torch.Tensor) else cap_target
+                    runner.last_output = None
                     vals, delta, base = runner.run(values[idx], ref_chunk, tgt)
                     attr[idx] += vals / len(refs)
+                    if runner.last_output is not None and len(refs) == 1:
+                        if fx_raw is None:
+                            fx_raw = np.full((n, runner.last_output.shape[1]), np.nan)
+                        fx_raw[idx] = runner.last_output
                     if cap_delta is not None and delta is not None:
                         cap_delta[idx] += delta / len(refs)
                     if base is not None:
@@ -446,7 +452,11 @@ def attribute(
                 delta = cap_delta
                 fx_minus = attr.reshape(n, -1).sum(axis=1) - delta
             else:
-                fx = select(f_eval(values), np.arange(n))
+                raw = (fx_raw if fx_raw is not None and np.isfinite(fx_raw).all()
+                       else f_eval(values))
+                if raw.ndim == 2 and raw.shape[1] == 1:
+                    raw = raw[:, 0]
+                fx = select(raw, np.arange(n))
                 delta = attr.reshape(n, -1).sum(axis=1) - (fx - base_values)
                 fx_minus = fx - base_values
             scale = float(np.mean(np.abs(fx_minus)))
@@ -504,6 +514,7 @@ class _Runner:
         d = int(np.prod(shape[1:]))
         self.n_features = d
         self.settings: dict[str, Any] = {}
+        self.last_output: np.ndarray | None = None
         if method in ("kernel_shap", "lime"):
             self.settings["n_samples"] = max(4 * n_steps, 2 * d + 10)
         elif method == "shap_permutation":
@@ -565,8 +576,21 @@ class _Runner:
                 xt, sliding_window_shapes=tuple(self.settings["sliding_window_shapes"]),
                 baselines=rt, target=target, perturbations_per_eval=self._ppe(len(x)))
         elif m == "feature_ablation":
-            a = ca.FeatureAblation(self.forward).attribute(
+            # Captum evaluates the unablated batch first; keep that output so the additivity
+            # gap needs no extra forward pass
+            seen: dict[str, torch.Tensor] = {}
+
+            def forward(inp: torch.Tensor, *args: Any) -> torch.Tensor:
+                out = self.forward(inp, *args)
+                if "fx" not in seen and inp.shape == xt.shape and torch.equal(inp, xt):
+                    seen["fx"] = out.detach()
+                return out
+
+            a = ca.FeatureAblation(forward).attribute(
                 xt, baselines=rt, target=target, perturbations_per_eval=self._ppe(len(x)))
+            fx = seen.get("fx")
+            self.last_output = (None if fx is None
+                                else fx.cpu().to(torch.float64).numpy().reshape(len(x), -1))
         elif m == "feature_permutation":
             a = ca.FeaturePermutation(self.forward).attribute(
                 xt, target=target, perturbations_per_eval=self._ppe(len(x)))

@@ -265,6 +265,11 @@ def _infer_feature_kinds(
     kinds: dict[str, str] = {}
     for j, name in enumerate(names):
         col = arr[:, j]
+        # a column with more than MAX_CATEGORICAL_LEVELS values in its first rows is continuous
+        # whatever the rest holds: skip sorting the whole column
+        if len(np.unique(col[:256])) > MAX_CATEGORICAL_LEVELS:
+            kinds[name] = "continuous"
+            continue
         uniq = np.unique(col)
         if len(uniq) <= 2:
             kinds[name] = "binary"
