@@ -200,12 +200,6 @@ class Agreement(ResultMixin):
         return ax.figure
 
 
-def _colcorr(X: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every column of ``X`` with the same column of ``A``."""
-    xc, ac = X - X.mean(axis=0), A - A.mean(axis=0)
-    return (xc * ac).sum(axis=0) / np.sqrt((xc ** 2).sum(axis=0) * (ac ** 2).sum(axis=0))
-
-
 def _dir_word(v: float) -> str:
     return {1: "increasing", -1: "decreasing"}.get(int(v), "flat")
 
@@ -300,9 +294,8 @@ def compare_attributions(
             reps[m].append(v)
     da_lo, da_hi = percentile_ci(np.vstack(dirs_a), ci)
     db_lo, db_hi = percentile_ci(np.vstack(dirs_b), ci)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mono_a = np.nan_to_num(np.abs(_colcorr(XA, A)), nan=0.0)
-        mono_b = np.nan_to_num(np.abs(_colcorr(XB, Bv)), nan=0.0)
+    mono_a = np.nan_to_num(np.abs(rowwise_corr(XA.T, A.T)), nan=0.0)
+    mono_b = np.nan_to_num(np.abs(rowwise_corr(XB.T, Bv.T)), nan=0.0)
     rows = []
     for m in SUMMARY_KEYS:
         r = np.concatenate(reps[m])

@@ -13,7 +13,7 @@ from .._result import Finding, ResultMixin
 from .._utils import check_random_state, int_seed
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import bootstrap_weights
-from ._common import adapter_for, as_audit_data, model_output, percentile_ci
+from ._common import adapter_for, as_audit_data, model_output, percentile_ci, rowwise_corr
 
 
 def _glassboxes(glassbox: Any) -> dict[str, Any]:
@@ -308,12 +308,6 @@ class ShadowGlassBox(ResultMixin):
         return fig
 
 
-def _colcorr(X: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every column of ``X`` with the same column of ``A``."""
-    xc, ac = X - X.mean(axis=0), A - A.mean(axis=0)
-    return (xc * ac).sum(axis=0) / np.sqrt((xc ** 2).sum(axis=0) * (ac ** 2).sum(axis=0))
-
-
 def _word(v: float) -> str:
     return {1: "increasing", -1: "decreasing"}.get(int(v), "flat")
 
@@ -452,9 +446,8 @@ def shadow_glassbox(
     # a direction only means something for a (roughly) monotone term: the correlation between
     # the feature and its term must be at least 0.5 in both models; a U-shaped term (wbc,
     # temperature) has a slope that depends on where the data sit and is never "opposite"
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mono_a = np.abs(_colcorr(Xv, A))
-        mono_b = np.abs(_colcorr(Xv, B))
+    mono_a = np.abs(rowwise_corr(Xv.T, A.T))
+    mono_b = np.abs(rowwise_corr(Xv.T, B.T))
     monotone = np.nan_to_num(np.minimum(mono_a, mono_b), nan=0.0) >= 0.5
     flipped = relevant & (sa * sb < 0)
     opposite = (flipped & informative & monotone
