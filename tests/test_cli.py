@@ -104,6 +104,33 @@ def test_report_end_to_end(project, capsys):
     assert "Wrote" in err
 
 
+def test_report_prints_verdict_and_findings(project, capsys):
+    import json
+    import re
+
+    from confoundry.audit._findings import VERDICTS
+
+    tmp, cfg = project
+    # a site that goes with the label: the dataset is confounded, so there are findings
+    df = pd.read_csv(tmp / "test.csv")
+    flip = np.random.default_rng(1).random(len(df)) < 0.15
+    df["site"] = np.where((df["death"] == 1) ^ flip, "a", "b")
+    df.to_csv(tmp / "test.csv", index=False)
+    # 30 permutations cannot reach q < 0.05 over five probes (p >= 1/31)
+    cfg.write_text(cfg.read_text().replace("n_permutations = 30", "n_permutations = 200"))
+    js = tmp / "r2.json"
+    code = cli.main(["report", str(cfg), "--out", str(tmp / "r2.html"), "--json", str(js)])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    patterns = [re.escape(v).replace(re.escape("{n}"), r"\d+") for v in VERDICTS.values()]
+    assert any(re.fullmatch(p, lines[0]) for p in patterns), lines[0]
+    findings = json.loads(js.read_text())["findings"]
+    shown = [ln for ln in lines[1:] if re.match(r"\[(HIGH|MEDIUM|LOW|INFO)\] ", ln)]
+    assert findings and len(shown) == min(10, len(findings))
+    assert shown[0].startswith(f"[{findings[0]['severity'].upper()}] ")
+
+
 def _bad_config(project, text):
     tmp, _ = project
     cfg = tmp / "bad.toml"

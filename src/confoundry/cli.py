@@ -126,6 +126,8 @@ def run_radiograph_demo(args: argparse.Namespace) -> int:
     res = run_radiograph_case_study(files, quick=args.quick, random_state=args.random_state,
                                     verbose=not args.quiet, loso=False, report=out.name,
                                     audit_control=False)
+    if not args.quiet:
+        _print_findings(res.marker.get("audit_result"))
     report = files / out.name
     if report.exists():
         shutil.copyfile(report, out)
@@ -164,7 +166,9 @@ def run_demo(args: argparse.Namespace) -> int:
         raise CLIError("--n is not supported by this version of the pneumonia demo")
     if call.get("n") is None:
         call.pop("n", None)
-    fn(**call)
+    result = fn(**call)
+    if not args.quiet:
+        _print_findings(result)
     _say(f"wrote {args.out}" + (f" and {args.json_path}" if args.json_path else ""), args)
     return EXIT_OK
 
@@ -344,9 +348,27 @@ def run_report(args: argparse.Namespace) -> int:
     if args.json_path:
         result.to_json(args.json_path)
     v = result.verdict()
+    if not args.quiet:
+        _print_findings(result)
     _say(f"{v['text']} Wrote {args.out}" + (f" and {args.json_path}" if args.json_path else ""),
          args, force=True)
     return EXIT_OK
+
+
+def _print_findings(result: Any, *, limit: int = 10) -> None:
+    """The verdict and the worst findings on stdout: what a user reads before the report."""
+    import textwrap
+
+    if result is None or not hasattr(result, "findings"):
+        return
+    findings = list(result.findings())
+    v = result.verdict()
+    print(v["text"])
+    for f in findings[:limit]:
+        line = f"[{f.severity.upper()}] {f.title}"
+        print(textwrap.fill(line, width=100, subsequent_indent="    "))
+    if len(findings) > limit:
+        print(f"... and {len(findings) - limit} more finding(s) in the report.")
 
 
 def _check_out(path: str, suffix: str, flag: str) -> None:
