@@ -273,9 +273,11 @@ def attribute(
     Examples
     --------
     >>> import torch
+    >>> from confoundry import as_model
     >>> net = torch.nn.Linear(3, 1)
     >>> X = torch.randn(20, 3)
-    >>> a = attribute(net, X, baseline="zeros", verbose=False)
+    >>> model = as_model(net, output="logits")   # say what the network returns
+    >>> a = attribute(model, X, baseline="zeros", verbose=False)
     >>> a.values.shape, a.output
     ((20, 3), 'logit')
     >>> w = net.weight.detach().numpy()[0]

@@ -149,7 +149,9 @@ def sanity_check(
     >>> import torch
     >>> torch.manual_seed(0) and None
     >>> net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-    >>> res = sanity_check(net, torch.randn(40, 5), n_boot=50, random_state=0, verbose=False)
+    >>> from confoundry import as_model
+    >>> model = as_model(net, output="logits")
+    >>> res = sanity_check(model, torch.randn(40, 5), n_boot=50, random_state=0, verbose=False)
     >>> list(res.to_frame()["layer"])
     ['2', '0']
     """
