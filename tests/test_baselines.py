@@ -370,3 +370,41 @@ def test_bad_inputs_to_a_fitted_model(fitted):
         m.explain(X, target=1)
     with pytest.raises(TypeError, match="Series"):
         m.decision(X["age"])
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_tree_depth_path_search_equals_grid_search(task):
+    """One fit per min_samples_leaf and fold, shallower depths read off the deepest tree: the
+    same CV scores and the same choice as GridSearchCV (continuous features: no ties)."""
+    from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    from confoundry.models._tree import tree_depth_path_search
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(1500, 6))
+    z = X[:, 0] + 0.7 * X[:, 1] * X[:, 2] - 0.5 * X[:, 3] ** 2
+    if task == "regression":
+        y, est, scoring = z + rng.normal(size=1500), DecisionTreeRegressor(random_state=0), "r2"
+        sp = KFold(4, shuffle=True, random_state=1)
+    else:
+        y = np.digitize(z + rng.normal(size=1500), [0.0] if task == "binary" else [-0.5, 0.5])
+        est, sp = DecisionTreeClassifier(random_state=0), StratifiedKFold(4, shuffle=True,
+                                                                           random_state=1)
+        scoring = "roc_auc" if task == "binary" else "neg_log_loss"
+    depths, leaves = [1, 2, 3, 4, 5], [5, 50]
+    gs = GridSearchCV(est, {"max_depth": depths, "min_samples_leaf": leaves}, cv=sp,
+                      scoring=scoring).fit(X, y)
+    m, rec = tree_depth_path_search(est, depths, leaves, X, y, splitter=sp, scoring=scoring)
+    theirs = {(p["max_depth"], p["min_samples_leaf"]): sc
+              for p, sc in zip(gs.cv_results_["params"], gs.cv_results_["mean_test_score"])}
+    ours = {(r["max_depth"], r["min_samples_leaf"]): r["mean_score"] for r in rec["cv_results"]}
+    assert set(ours) == set(theirs) and rec["n_configs"] == 10 and rec["n_fits"] == 2 * 4 + 1
+    diff = np.array([abs(ours[k] - theirs[k]) for k in ours])
+    # identical except where sklearn broke a tie between equally good splits differently
+    assert np.mean(diff < 1e-12) >= 0.8 and diff.max() < 0.01, diff
+    chosen = (m.get_params()["max_depth"], m.get_params()["min_samples_leaf"])
+    assert theirs[chosen] >= gs.best_score_ - 0.005
+    assert rec["cv_score"] == pytest.approx(ours[chosen], rel=1e-12)
+    refit = type(est)(random_state=0, max_depth=chosen[0], min_samples_leaf=chosen[1]).fit(X, y)
+    np.testing.assert_allclose(m.predict(X), refit.predict(X))

@@ -24,7 +24,7 @@ from ..data._validation import check_positive_int, describe
 from ._ebm import EBMGlassBox, ebm_class, ebm_params
 from ._glassbox import KINDS, GlassBoxModel
 from ._linear import LinearGlassBox, linear_best_params, linear_fixed, linear_search
-from ._tree import TreeGlassBox, tree_fixed, tree_search
+from ._tree import TreeGlassBox, tree_depth_path_search, tree_fixed, tree_search
 
 TUNINGS = ("cv", "none")
 #: default CV scoring per task (one criterion for every baseline, so tuning is comparable).
@@ -306,8 +306,8 @@ def _fit_one(kind: str, task: str, X: np.ndarray, y: np.ndarray, *, tuning: str,
     # tree
     if tuning == "cv":
         est, grid, space = tree_search(task, options.get("tree_grid"), seed)
-        est, record = _grid_search(est, grid, X, y, splitter=splitter, scoring=scoring,
-                                   n_jobs=n_jobs)
+        est, record = tree_depth_path_search(est, space["max_depth"], space["min_samples_leaf"],
+                                             X, y, splitter=splitter, scoring=scoring)
     else:
         est, _ = tree_fixed(task, seed)
         est.fit(X, y)

@@ -62,7 +62,9 @@ class GlassBoxModel:
         The fitted scikit-learn / interpret estimator.
     tuning : dict
         The tuning record: ``search`` ("grid" or "fixed"), ``search_space``, ``n_configs``,
-        ``cv_folds``, ``scoring``, ``best_params``, ``cv_score``, ``n_fits``, ``fit_seconds``.
+        ``cv_folds``, ``scoring``, ``best_params``, ``cv_score``, ``n_fits``, ``fit_seconds``;
+        the tree adds ``grid_method`` ("depth path") and ``cv_results`` (every configuration's
+        mean CV score).
 
     Examples
     --------

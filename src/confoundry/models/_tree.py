@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from ._glassbox import GlassBoxModel
 
@@ -34,6 +35,100 @@ def tree_search(task: str, grid: dict[str, Any] | None, random_state: int
     est = cls(random_state=random_state)
     return (est, [{"max_depth": depths, "min_samples_leaf": leaves}],
             {"max_depth": depths, "min_samples_leaf": leaves})
+
+
+def _node_depths(tree: Any) -> np.ndarray:
+    """Depth of every node of a fitted sklearn tree (root 0); parents precede children."""
+    t = tree.tree_
+    depth = np.zeros(t.node_count, dtype=np.int64)
+    for node in range(t.node_count):  # node ids are assigned parents-first
+        for child in (t.children_left[node], t.children_right[node]):
+            if child != -1:
+                depth[child] = depth[node] + 1
+    return depth
+
+
+class _Scored(BaseEstimator):
+    """A stand-in estimator returning precomputed predictions, so that any sklearn scorer scores
+    the truncated tree exactly as ``GridSearchCV`` would score a refitted one."""
+
+    def __init__(self, out: Any = None, classes: Any = None) -> None:
+        self.out = out
+        self.classes = classes
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.out if self.classes is None else self.classes[self.out.argmax(axis=1)]
+
+
+class _ScoredClassifier(ClassifierMixin, _Scored):
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.classes
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.out
+
+
+class _ScoredRegressor(RegressorMixin, _Scored):
+    pass
+
+
+def tree_depth_path_search(est: Any, depths: list[int], leaves: list[Any], X: np.ndarray,
+                           y: np.ndarray, *, splitter: Any, scoring: str
+                           ) -> tuple[Any, dict[str, Any]]:
+    """The grid search of ``max_depth x min_samples_leaf`` with one fit per
+    ``min_samples_leaf`` and fold instead of one per configuration.
+
+    sklearn grows a tree depth first and decides each split without looking at ``max_depth``,
+    so the tree grown to the largest depth, cut at depth k, is the tree grown with
+    ``max_depth=k``, up to ties between equally good splits: sklearn breaks those by a random
+    feature order whose draws depend on how many nodes were split before, so in small nodes
+    (few samples, several splits isolating the same rows) the two trees can pick different but
+    equally good splits. An internal node's value is what the shallower tree's leaf predicts. Each
+    configuration is scored on the validation fold with the same sklearn scorer and the best is
+    chosen as ``GridSearchCV`` does (highest mean, first in grid order on ties), then refitted
+    on all rows with its own ``max_depth``.
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import check_scoring
+
+    depths = sorted(set(int(d) for d in depths))
+    scorer = check_scoring(est, scoring=scoring)
+    task = "regression" if not hasattr(est, "predict_proba") else "classification"
+    folds = list(splitter.split(X, y))
+    scores = np.zeros((len(depths), len(leaves), len(folds)))
+    for j, leaf in enumerate(leaves):
+        for f, (tr, va) in enumerate(folds):
+            m = clone(est).set_params(max_depth=max(depths), min_samples_leaf=leaf)
+            m.fit(X[tr], y[tr])
+            node_depth = _node_depths(m)
+            is_leaf = m.tree_.children_left == -1
+            path = m.decision_path(X[va]).tocsr()
+            nodes = path.indices
+            rows = np.repeat(np.arange(len(va)), np.diff(path.indptr))
+            value = m.tree_.value[:, :, :]
+            for i, k in enumerate(depths):
+                pick = (node_depth[nodes] == k) | (is_leaf[nodes] & (node_depth[nodes] < k))
+                at = np.empty(len(va), dtype=np.int64)
+                at[rows[pick]] = nodes[pick]
+                if task == "regression":
+                    fake = _ScoredRegressor(value[at, 0, 0])
+                else:
+                    proba = value[at, 0, :]
+                    fake = _ScoredClassifier(proba / proba.sum(axis=1, keepdims=True),
+                                             m.classes_)
+                scores[i, j, f] = scorer(fake, X[va], y[va])
+    mean = scores.mean(axis=2)
+    best = int(np.argmax(mean.ravel()))  # first maximum in (depth, leaf) grid order
+    bd, bl = np.unravel_index(best, mean.shape)
+    final = clone(est).set_params(max_depth=depths[bd], min_samples_leaf=leaves[bl]).fit(X, y)
+    record = {"search": "grid", "grid_method": "depth path", "n_configs": int(mean.size),
+              "cv_folds": len(folds), "scoring": scoring, "cv_score": float(mean[bd, bl]),
+              "n_fits": len(leaves) * len(folds) + 1,
+              "cv_results": [{"max_depth": d, "min_samples_leaf": leaf,
+                              "mean_score": float(mean[i, j])}
+                             for i, d in enumerate(depths) for j, leaf in enumerate(leaves)]}
+    return final, record
 
 
 def tree_fixed(task: str, random_state: int) -> tuple[Any, dict[str, Any]]:
