@@ -161,7 +161,8 @@ class DomainResult(ResultMixin):
                     "baseline_outperforms", "medium", 2,
                     f"In '{r['domain']}' (n = {r['n']}), baseline {r['baseline']} beats "
                     f"{self.model_name} on {LABELS[m]}: {r['baseline_value']:.3g} vs "
-                    f"{r['model_value']:.3g} (difference {r['difference']:.3g}, {self.ci:.0%} "
+                    f"{r['model_value']:.3g} ({self.model_name} minus {r['baseline']} "
+                    f"{r['difference']:+.3g}, {self.ci:.0%} "
                     f"CI {r['ci_low']:.3g} to {r['ci_high']:.3g}, q = {r['q_value']:.2g}).",
                     subject=str(r["domain"]), model=self.model_name,
                     evidence={k: r[k] for k in ("baseline", "domain", "metric", "model_value",

@@ -148,7 +148,7 @@ class ModelComparison(ResultMixin):
                 "ci_level": self.ci, "p_value": r["p_value"], "q_value": r["q_value"],
                 "n": r["n"], "n_boot": r["n_boot"], "correction": "Benjamini-Hochberg",
             }
-            ci_txt = (f"difference {r['difference']:+.3f}, {self.ci:.0%} CI "
+            ci_txt = (f"{name} minus {self.reference} {r['difference']:+.3f}, {self.ci:.0%} CI "
                       f"{r['ci_low']:+.3f} to {r['ci_high']:+.3f}, q = {r['q_value']:.3g}, "
                       f"n = {r['n']}")
             sig = r["q_value"] < self.alpha
