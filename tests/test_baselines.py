@@ -203,6 +203,9 @@ def test_shapes(fitted):
     assert slope < 0 and lin["ci_low"].isna().all()
     binary = base["tree"].shape("asthma")
     assert set(binary["value"]).issuperset({0.0, 1.0})
+    ebm_bin = base["ebm"].shape("asthma")   # two bins: drawn at the levels, not at 0.25 / 0.75
+    assert list(ebm_bin["value"]) == [0.0, 1.0]
+    assert list(ebm_bin["bin_low"]) == [0.0, 0.5] and list(ebm_bin["bin_high"]) == [0.5, 1.0]
     fig = base["ebm"].plot_shape("age")
     plt.close(fig)
     mc = fitted["multiclass"][2]["logistic"].shape("age")

@@ -116,7 +116,9 @@ class EBMGlassBox(GlassBoxModel):
             edges = np.concatenate([[lo], cuts, [hi]])
             idx = np.arange(1, len(cuts) + 2)
             low, high = edges[:-1], edges[1:]
-            values = (low + high) / 2
+            # two bins: a two-valued feature (0/1) whose bins are its two levels, shown at the
+            # levels rather than at bin midpoints such as 0.25 and 0.75
+            values = np.array([lo, hi]) if len(cuts) == 1 else (low + high) / 2
         effect = scores[idx]
         sd = sds[idx]
         bagged = int(getattr(est, "outer_bags", 1)) >= 2 and bool(np.any(sd > 0))
