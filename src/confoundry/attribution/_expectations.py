@@ -13,7 +13,7 @@ from .._explanation import Attribution
 from .._result import Finding, ResultMixin
 from .._utils import check_random_state
 from ..data._validation import check_positive_int, check_probability, describe
-from ..stats import bh_adjust, bootstrap_weights
+from ..stats import bh_adjust, bootstrap_p_value, bootstrap_weights
 from ._common import adapter_for, as_audit_data, model_output, percentile_ci
 
 _ALIASES = {
@@ -195,12 +195,7 @@ def check_expectations(
 def _summarise(name: str, feat: str, exp: str, est: float, reps: np.ndarray, ci: float,
                source: str, lo: float, hi: float, n: int, n_boot: int) -> dict[str, Any]:
     c_lo, c_hi = percentile_ci(reps, ci)
-    finite = reps[np.isfinite(reps)]
-    if len(finite):
-        p = min(1.0, 2 * min(np.mean(finite <= 0), np.mean(finite >= 0)))
-        p = max(p, 1.0 / (len(finite) + 1))
-    else:
-        p = np.nan
+    p = bootstrap_p_value(reps)
     violated = bool(c_hi < 0) if exp == "increasing" else bool(c_lo > 0)
     observed = "increasing" if est > 0 else ("decreasing" if est < 0 else "flat")
     return {"model": name, "feature": feat, "expected": exp, "observed": observed,

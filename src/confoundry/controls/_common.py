@@ -153,15 +153,5 @@ def percentile_ci(reps: np.ndarray, level: float = CI_LEVEL) -> tuple[float, flo
     return float(lo), float(hi)
 
 
-def bootstrap_p(reps: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of "the quantity is 0" (never below ``1 / (B + 1)``)."""
-    d = np.asarray(reps, dtype=float)
-    d = d[np.isfinite(d)]
-    if not len(d):
-        return float("nan")
-    p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
-    return float(max(p, 1.0 / (len(d) + 1)))
-
-
 def fmt_ci(est: float, lo: float, hi: float, digits: int = 2) -> str:
     return f"{est:.{digits}f} (95% CI {lo:.{digits}f} to {hi:.{digits}f})"

@@ -12,9 +12,16 @@ import pandas as pd
 from .._result import Finding, ResultMixin, to_jsonable
 from .._utils import check_random_state, int_seed
 from ..data._validation import check_positive_int
-from ..stats import HIGHER_IS_BETTER, LABELS, bh_adjust, bootstrap_weights, weighted_metrics
+from ..stats import (
+    HIGHER_IS_BETTER,
+    LABELS,
+    bh_adjust,
+    bootstrap_p_value,
+    bootstrap_weights,
+    weighted_metrics,
+)
 from ..stats._metrics import check_metrics
-from ._common import ALPHA, CI_LEVEL, HEADLINE, bootstrap_p, fmt_ci, percentile_ci, score_models
+from ._common import ALPHA, CI_LEVEL, HEADLINE, fmt_ci, percentile_ci, score_models
 
 #: at most this many bootstrap-weight cells per chunk (train or test).
 _CHUNK_CELLS = 2_000_000
@@ -288,7 +295,7 @@ def overfitting_gap(
                 "test": te_pt, **dict(zip(("test_ci_low", "test_ci_high"), percentile_ci(te_b))),
                 "gap": sign * (tr_pt - te_pt),
                 **dict(zip(("gap_ci_low", "gap_ci_high"), percentile_ci(gap_b))),
-                "p_value": bootstrap_p(gap_b), "higher_is_better": bool(HIGHER_IS_BETTER[m]),
+                "p_value": bootstrap_p_value(gap_b), "higher_is_better": bool(HIGHER_IS_BETTER[m]),
                 "n_train": n_tr, "n_test": n_te, "n_boot": n_boot,
             })
         q = bh_adjust(np.array([r["p_value"] for r in model_rows]))
@@ -311,7 +318,7 @@ def overfitting_gap(
             comp_rows.append({
                 "model": dl, "baseline": bname, "metric": m, "gap_model": g_dl,
                 "gap_baseline": g_b, "difference": g_dl - g_b, "ci_low": lo, "ci_high": hi,
-                "p_value": bootstrap_p(d), "n_train": n_tr, "n_test": n_te, "n_boot": n_boot,
+                "p_value": bootstrap_p_value(d), "n_train": n_tr, "n_test": n_te, "n_boot": n_boot,
             })
     comp_cols = ["model", "baseline", "metric", "gap_model", "gap_baseline", "difference",
                  "ci_low", "ci_high", "p_value", "q_value", "larger_gap", "n_train", "n_test",

@@ -14,7 +14,14 @@ from .._utils import check_random_state
 from ..data import AuditData
 from ..data._validation import check_positive_int, check_probability, describe
 from ..models import as_model
-from ..stats import HIGHER_IS_BETTER, LABELS, bh_adjust, bootstrap_weights, weighted_metrics
+from ..stats import (
+    HIGHER_IS_BETTER,
+    LABELS,
+    bh_adjust,
+    bootstrap_p_value,
+    bootstrap_weights,
+    weighted_metrics,
+)
 from ..stats._metrics import check_metrics
 from ._common import PRIMARY_METRIC, check_scores, model_scores
 from ._groups import resolve_domains
@@ -118,7 +125,7 @@ class DomainResult(ResultMixin):
             d = d[np.isfinite(d)]
             if len(d):
                 ci_lo, ci_hi = np.quantile(d, [alpha, 1 - alpha])
-                p = max(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))), 1 / (len(d) + 1))
+                p = bootstrap_p_value(d)
             else:
                 ci_lo = ci_hi = p = np.nan
             rows.append({**row, "domain_high": hi, "domain_low": lo,
@@ -377,7 +384,7 @@ def _compare(reps: Mapping, by_model: pd.DataFrame, model_name: str, metrics: Se
                 b = float(table.loc[(bname, dname), m])
                 if len(d):
                     lo, hi = np.quantile(d, [alpha, 1 - alpha])
-                    p = max(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))), 1 / (len(d) + 1))
+                    p = bootstrap_p_value(d)
                 else:
                     lo = hi = p = np.nan
                 rows.append({"baseline": bname, "domain": dname, "metric": m, "model_value": a,

@@ -19,6 +19,7 @@ from ..stats import (
     HIGHER_IS_BETTER,
     LABELS,
     bh_adjust,
+    bootstrap_p_value,
     bootstrap_weights,
     weighted_metrics,
 )
@@ -429,8 +430,7 @@ def _paired_rows(point: Mapping[str, Mapping[str, float]],
         d = d[np.isfinite(d)]
         if len(d):
             lo, hi = np.quantile(d, [al, 1 - al])
-            p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
-            p = max(p, 1.0 / (len(d) + 1))
+            p = bootstrap_p_value(d)
         else:
             lo = hi = p = np.nan
         up = HIGHER_IS_BETTER[k]

@@ -9,10 +9,10 @@ from ._metrics import (
     metric_panel,
     weighted_metrics,
 )
-from ._tests import bh_adjust, monte_carlo_se, permutation_p_value
+from ._tests import bh_adjust, bootstrap_p_value, monte_carlo_se, permutation_p_value
 
 __all__ = [
-    "HIGHER_IS_BETTER", "LABELS", "METRICS", "bh_adjust", "bootstrap_metrics",
+    "HIGHER_IS_BETTER", "LABELS", "METRICS", "bh_adjust", "bootstrap_metrics", "bootstrap_p_value",
     "bootstrap_weights", "default_metrics", "metric_panel", "monte_carlo_se",
     "paired_bootstrap", "permutation_p_value", "weighted_metrics",
 ]

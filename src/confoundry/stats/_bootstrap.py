@@ -11,6 +11,7 @@ import pandas as pd
 from .._utils import check_random_state
 from ..data._validation import check_positive_int, check_probability
 from ._metrics import HIGHER_IS_BETTER, check_metrics, weighted_metrics
+from ._tests import bootstrap_p_value
 
 #: at most this many weight cells are held in memory at once (B_chunk * n).
 _MAX_CELLS = 8_000_000
@@ -175,8 +176,7 @@ def paired_bootstrap(
         est = float(pa[m][0] - pb[m][0])
         if len(d):
             lo, hi = np.quantile(d, [alpha, 1 - alpha])
-            p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
-            p = max(p, 1.0 / (len(d) + 1))
+            p = bootstrap_p_value(d)
         else:
             lo = hi = p = np.nan
         sign = 1 if HIGHER_IS_BETTER[m] else -1

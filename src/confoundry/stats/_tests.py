@@ -52,6 +52,28 @@ def permutation_p_value(observed: float, null: np.ndarray, *, alternative: str =
     return float((1 + hits) / (1 + len(null)))
 
 
+def bootstrap_p_value(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the quantity is 0" from its bootstrap replicates.
+
+    Twice the smaller share of replicates on either side of 0, at most 1 and never below
+    ``1 / (B + 1)`` (B finite replicates; NaN replicates are dropped, NaN when none is left).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bootstrap_p_value(np.r_[np.full(95, 0.2), np.full(5, -0.1)])
+    0.1
+    >>> bootstrap_p_value(np.full(99, 0.3))
+    0.01
+    """
+    d = np.asarray(replicates, dtype=np.float64).ravel()
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return float("nan")
+    p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
+    return float(max(p, 1.0 / (len(d) + 1)))
+
+
 def monte_carlo_se(p: float, n_permutations: int) -> float:
     """Standard error of a Monte-Carlo p-value estimated from ``n_permutations`` draws."""
     return float(np.sqrt(p * (1 - p) / max(n_permutations, 1)))
