@@ -239,9 +239,16 @@ def test_case_study_writes_outputs(case):
     for name in ("summary.csv", "summary.md", "results.json", "marker_maps_by_site.png",
                  "control_maps_by_outcome.png", "marker_overlays.png", "control_mass_by_site.png"):
         assert (out / name).exists(), name
-    json.loads((out / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    assert "figure_uris" not in results["arms"]["marker"]
     assert {"arm", "quantity", "estimate", "ci_low", "ci_high", "p_value", "n"} <= set(
         case.summary.columns)
+    # each figure is encoded once: the file is the report's inlined copy, with no URL inside
+    import base64
+
+    for name, uri in case.marker["figure_uris"].items():
+        data = (out / name).read_bytes()
+        assert base64.b64decode(uri.split(",", 1)[1]) == data and b"http" not in data
 
 
 def test_shortcut_findings_appear_with_marker(case):

@@ -10,6 +10,7 @@ the model-level shortcut findings must disappear.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import warnings
@@ -353,12 +354,11 @@ def _split(meta: pd.DataFrame, y: np.ndarray, rng: np.random.Generator, test_sha
 
 def _run_arm(marker: bool, cfg: dict[str, Any], seed: int, verbose: bool, log: list[str],
              out: Path, loso: bool, audit: bool) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
-
     import confoundry as cf
 
     from ..attribution._mass import attribution_mass, mass_by_group
     from ..models import as_model
+    from ..report._figures import figure_to_data_uri
     from ..stats import bootstrap_metrics
 
     arm = "marker" if marker else "control"
@@ -441,10 +441,13 @@ def _run_arm(marker: bool, cfg: dict[str, Any], seed: int, verbose: bool, log: l
         X[test][sub][pick], attr.subset(np.array(pick)),
         [f"site {site_test[sub][i]}, y={y_test[sub][i]}, p={scores[sub][i]:.2f}" for i in pick],
         lung_mask=lungs[pick], title=f"{arm}: images and |IG attribution|")
-    for name, fig in figs.items():
-        fig.savefig(out / name, dpi=90)
-        plt.close(fig)
+    # encoded once, without matplotlib's URL-bearing metadata: the file and the report's
+    # inlined copy are the same bytes
+    uris = {name: figure_to_data_uri(fig, dpi=90) for name, fig in figs.items()}
+    for name, uri in uris.items():
+        (out / name).write_bytes(base64.b64decode(uri.split(",", 1)[1]))
     res["figures"] = sorted(figs)
+    res["figure_uris"] = uris
 
     # leave one site out, retraining through train_fn
     def train_fn(Xtr: Any, ytr: Any) -> Any:
@@ -607,7 +610,7 @@ def run_radiograph_case_study(
                "log": log, "summary": summary,
                "arms": {a: {k: v for k, v in r.items()
                             if k not in ("model", "probe_result", "audit_result", "lung_share",
-                                         "marker_share")}
+                                         "marker_share", "figure_uris")}
                         for a, r in arms.items()}}
     (out / "results.json").write_text(json.dumps(to_jsonable(payload), indent=2,
                                                  allow_nan=False), encoding="utf-8")
@@ -616,8 +619,9 @@ def run_radiograph_case_study(
             if "audit_result" not in arms[arm]:
                 continue
             try:
+                uris = {**arms["marker"]["figure_uris"], **arms["control"]["figure_uris"]}
                 result = _with_case_study_section(arms[arm]["audit_result"], arm, summary,
-                                                  out, elapsed)
+                                                  uris, elapsed)
                 arms[arm]["audit_result"] = result
                 result.to_html(str(out / name))
             except Exception as exc:  # noqa: BLE001
@@ -626,17 +630,10 @@ def run_radiograph_case_study(
                  config=cfg, elapsed_s=elapsed, out_dir=str(out))
 
 
-def _with_case_study_section(result: Any, arm: str, summary: pd.DataFrame, out: Path,
-                             elapsed: float) -> Any:
-    """The audit result with the case study's headline table and attribution figures added."""
-    import base64
-
-    def uri(name: str) -> str | None:
-        path = out / name
-        if not path.exists():
-            return None
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
+def _with_case_study_section(result: Any, arm: str, summary: pd.DataFrame,
+                             uris: dict[str, str], elapsed: float) -> Any:
+    """The audit result with the case study's headline table and attribution figures added
+    (``uris``: the PNG data URIs of both arms' figures, by file name)."""
     table = summary.copy()
     result = result.add_section(
         "Case study: internal vs external, with and without the site token", table,
@@ -659,7 +656,7 @@ def _with_case_study_section(result: Any, arm: str, summary: pd.DataFrame, out: 
                  "site and inside at another is using the site)."),
                 ("overlays", "example images", "One image per site and label with its "
                                                 "|attribution| overlaid.")):
-            fig = uri(f"{a}_{kind}.png")
+            fig = uris.get(f"{a}_{kind}.png")
             if fig is not None:
                 result = result.add_section(f"{a.capitalize()} arm: {what}", None, figure=fig,
                                             intro=intro, findings=False)
