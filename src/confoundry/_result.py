@@ -43,6 +43,10 @@ class Finding:
         Model the finding is about, if any.
     evidence : dict
         The numbers behind it (JSON-safe).
+    domain : str or None
+        The domain or slice the finding is about (``"overall"`` for the whole test set), if
+        any. With ``kind``, ``subject`` and ``model`` it forms :attr:`key`, by which the audit
+        keeps one finding where two steps report the same thing.
 
     Examples
     --------
@@ -59,6 +63,12 @@ class Finding:
     subject: str = ""
     model: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    domain: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str | None]:
+        """``(kind, subject, model, domain)``: what the finding is about, never its wording."""
+        return (self.kind, self.subject, self.model, self.domain)
 
     def __post_init__(self) -> None:
         if self.severity not in _SEVERITY_RANK:
@@ -74,6 +84,7 @@ class Finding:
             "title": self.title,
             "subject": self.subject,
             "model": self.model,
+            "domain": self.domain,
             "evidence": to_jsonable(dict(self.evidence)),
         }
 
@@ -135,9 +146,16 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 
 
 class ResultMixin:
-    """Generic parts of the result surface. Subclasses implement ``to_frame``.
+    """Generic parts of the result surface. Subclasses implement ``to_frame`` and ``plot``.
 
-    Subclasses may override ``findings`` (default: none), ``plot`` and ``to_dict``.
+    ``to_dict()`` is generic: the type, ``to_frame()`` as ``"table"``, the findings, and every
+    dataclass field except those whose name starts with ``_`` or that are declared with
+    ``field(metadata={"to_dict": False})`` (large arrays, fitted models, replicates). A field
+    named ``findings_`` is the findings already. Subclasses add to it with ``_extra_dict()``
+    instead of writing their own ``to_dict``.
+
+    Provenance (the arguments a result was computed with: ``n_boot``, ``ci``, ``fdr``,
+    ``random_state`` ...) lives in a field named ``params``.
     """
 
     _html_max_rows = 20
@@ -146,14 +164,26 @@ class ResultMixin:
         raise NotImplementedError
 
     def findings(self) -> list[Finding]:
-        return []
+        return list(getattr(self, "findings_", ()) or ())
+
+    def _extra_dict(self) -> dict[str, Any]:
+        """Derived quantities to add to :meth:`to_dict` (none by default)."""
+        return {}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": type(self).__name__,
-            "table": to_jsonable(self.to_frame()),
-            "findings": [f.to_dict() for f in self.findings()],
-        }
+        """JSON-safe record: type, table, findings, every public field, and derived extras."""
+        out: dict[str, Any] = {"type": type(self).__name__,
+                               "table": to_jsonable(self.to_frame()),
+                               "findings": [f.to_dict() for f in self.findings()]}
+        if dataclasses.is_dataclass(self):
+            for f in dataclasses.fields(self):
+                if f.name.startswith("_") or f.name == "findings_" or not f.metadata.get(
+                        "to_dict", True):
+                    continue
+                out.setdefault(f.name, to_jsonable(getattr(self, f.name)))
+        for k, v in self._extra_dict().items():
+            out[k] = to_jsonable(v)
+        return out
 
     def to_json(self, path: str | None = None, **kwargs: Any) -> str:
         text = dumps(self.to_dict(), indent=kwargs.pop("indent", 2), **kwargs)
@@ -168,3 +198,96 @@ class ResultMixin:
         return head + frame.head(self._html_max_rows).to_html(
             float_format=lambda v: f"{v:.4g}", escape=True
         )
+
+
+#: a field left out of the generic ``to_dict`` (large arrays, models, replicates).
+def internal(**kwargs: Any) -> Any:
+    """``dataclasses.field`` for a field that ``to_dict`` leaves out (e.g. replicates).
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class R(ResultMixin):
+    ...     table: pd.DataFrame
+    ...     reps: Any = internal(default=None)
+    ...     def to_frame(self): return self.table
+    >>> sorted(R(pd.DataFrame({"a": [1]}), reps=[1, 2]).to_dict())
+    ['findings', 'table', 'type']
+    """
+    meta = dict(kwargs.pop("metadata", None) or {})
+    meta["to_dict"] = False
+    kwargs.setdefault("repr", False)
+    return field(metadata=meta, **kwargs)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verdict: the worst severity, one sentence for the reader, and counts per severity.
+
+    Reads like a mapping too (``verdict["level"]``), so code written for the dict keeps working.
+
+    Examples
+    --------
+    >>> v = Verdict("high", "Do not rely on this model yet.", {"high": 1})
+    >>> v.level, v["text"]
+    ('high', 'Do not rely on this model yet.')
+    """
+
+    level: str
+    text: str
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.level not in _SEVERITY_RANK:
+            raise ValueError(f"level={self.level!r} is not valid; expected one of {SEVERITIES}.")
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("level", "text", "counts"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> tuple[str, ...]:
+        return ("level", "text", "counts")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "text": self.text,
+                "counts": {str(k): int(v) for k, v in self.counts.items()}}
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def deprecated_aliases(module_name: str, aliases: Mapping[str, Any]) -> Any:
+    """A module ``__getattr__`` that serves old names with a ``DeprecationWarning``.
+
+    ``aliases`` maps each old name to the object now known by a new name (kept for one release).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> class NewResult: pass
+    >>> ga = deprecated_aliases("m", {"Old": NewResult})
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     ga("Old") is NewResult, w[0].category.__name__
+    (True, 'DeprecationWarning')
+    """
+    def __getattr__(name: str) -> Any:
+        if name in aliases:
+            import warnings
+
+            new = aliases[name]
+            warnings.warn(f"{module_name}.{name} is deprecated and will be removed in the next "
+                          f"release; use {module_name}.{new.__name__}.", DeprecationWarning,
+                          stacklevel=2)
+            return new
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+
+    return __getattr__

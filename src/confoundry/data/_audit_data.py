@@ -52,6 +52,7 @@ class AuditData:
     metadata_kinds : dict of str to {"categorical", "continuous"}
     task : str or None
     classes : ndarray or None
+    X_source, y_source : the objects passed as ``X`` and ``y``, by reference (for ``train_fn``)
 
     Examples
     --------
@@ -77,6 +78,9 @@ class AuditData:
         task: str | None = None,
     ) -> None:
         task = check_task(task)
+        #: the user's own objects, by reference (never copied, never modified): a retraining
+        #: control hands them to ``train_fn`` as the user gave them.
+        self.X_source, self.y_source = X, y
         X_arr, index, names = _coerce_X(X, feature_names)
         self.n_samples = int(X_arr.shape[0])
         self.is_tabular = X_arr.ndim == 2
@@ -126,6 +130,40 @@ class AuditData:
         new.metadata = None if self.metadata is None else self.metadata.iloc[rows]
         new.index = self.index[rows]
         new.n_samples = len(rows)
+        return new
+
+    def with_labels(self, y: Any = None, metadata: Any = None, *,
+                    task: str | None = None) -> AuditData:
+        """A view that shares ``X`` (no copy, not re-validated) with other labels or metadata.
+
+        Only what is given is validated: ``y`` against the rows (and index) of ``X``, with
+        ``task`` (default: this data's task); ``metadata`` the same way. ``None`` keeps this
+        data's own.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> d = AuditData(np.zeros((4, 2)), [0, 1, 0, 1])
+        >>> v = d.with_labels([1.5, 2.0, 0.0, 3.0], task="regression")
+        >>> v.X is d.X, v.task
+        (True, 'regression')
+        """
+        new = object.__new__(AuditData)
+        new.__dict__.update(self.__dict__)
+        task = check_task(task)
+        if y is not None:
+            new.y, new.task, new.classes = _coerce_y(y, self.n_samples, self.index,
+                                                     task or self.task)
+        elif task is not None and task != self.task:
+            if self.y is None:
+                new.task = task
+            else:
+                new.y, new.task, new.classes = _coerce_y(self.y, self.n_samples, self.index, task)
+        if metadata is not None:
+            new.metadata = _coerce_metadata(metadata, self.n_samples, self.index,
+                                            self.X if self.is_tabular else None)
+            new.metadata_kinds = {c: _metadata_kind(new.metadata[c])
+                                  for c in new.metadata.columns}
         return new
 
     def fingerprint(self) -> str:
@@ -455,3 +493,32 @@ def _metadata_kind(s: pd.Series) -> str:
     if len(uniq) <= MAX_CATEGORICAL_LEVELS and np.all(uniq == np.round(uniq)):
         return "categorical"
     return "continuous"
+
+
+def ensure_data(X: Any, y: Any = None, metadata: Any = None, *, task: str | None = None,
+                feature_names: Sequence[str] | None = None) -> AuditData:
+    """``X`` as an :class:`AuditData`: built (and validated) once, passed through after that.
+
+    Every step function starts with this. An ``AuditData`` is returned as it is (no copy, no
+    second validation) when ``y`` and ``metadata`` are ``None`` or are the very objects it
+    already holds; labels or metadata given beside it are validated alone and shared with a
+    view (:meth:`AuditData.with_labels`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = AuditData(np.zeros((4, 2)), [0, 1, 0, 1])
+    >>> ensure_data(d) is d, ensure_data(d, d.y) is d
+    (True, True)
+    >>> ensure_data(np.zeros((3, 2))).n_samples
+    3
+    """
+    if isinstance(X, AuditData):
+        same_y = y is None or y is X.y
+        same_meta = metadata is None or metadata is X.metadata
+        same_task = task is None or task == X.task
+        if same_y and same_meta and same_task:
+            return X
+        return X.with_labels(None if same_y else y, None if same_meta else metadata,
+                             task=task)
+    return AuditData(X, y, metadata, task=task, feature_names=feature_names)

@@ -50,11 +50,22 @@ def default_metrics(task: str) -> tuple[str, ...]:
 
 
 def check_metrics(metrics: Sequence[str] | str | None, task: str) -> tuple[str, ...]:
+    """Metric names for ``task``, scikit-learn spellings (``roc_auc``, ``neg_log_loss`` ...)
+    mapped to confoundry's (see :data:`confoundry.stats.METRIC_ALIASES`).
+
+    Examples
+    --------
+    >>> check_metrics(["roc_auc", "average_precision", "recall"], "binary")
+    ('auroc', 'auprc', 'sensitivity')
+    """
+    from ._conventions import canonical_metric
+
     allowed = default_metrics(task)
     if metrics is None:
         return allowed
     if isinstance(metrics, str):
         metrics = (metrics,)
+    metrics = [canonical_metric(m, task) for m in metrics]
     bad = [m for m in metrics if m not in allowed]
     if bad:
         raise ValueError(f"metrics={list(metrics)} has {bad} not valid for task={task!r}; "
