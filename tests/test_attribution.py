@@ -13,7 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import confoundry as cf  # noqa: E402
-from confoundry.attribution._engines import METHODS  # noqa: E402
+from confoundry.attribution import ATTRIBUTION_METHODS as METHODS  # noqa: E402
+from confoundry.attribution._methods import METHODS as SPECS  # noqa: E402
+from confoundry.attribution._methods import method_table  # noqa: E402
 
 
 def _linear_net(d=4, seed=0):
@@ -119,6 +121,25 @@ def test_multiclass_target_selects_the_class():
         cf.attribute(cf.as_model(net, output="logits"), X, target=7, verbose=False)
 
 
+@pytest.mark.parametrize("method", ["integrated_gradients", "shapley_value_sampling"])
+def test_multiclass_base_values_are_each_samples_own_class(method):
+    """With each sample's predicted class, base_values[i] is f(ref) of sample i's class (an
+    earlier release indexed the class by sample position: wrong bases, false delta warnings)."""
+    torch.manual_seed(3)
+    net = torch.nn.Linear(2, 3).double()
+    X = np.random.default_rng(0).normal(size=(40, 2)) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        a = cf.attribute(cf.as_model(net, output="logits"), X, method=method,
+                         baseline="zeros", n_steps=20, verbose=False, random_state=0)
+    pred = net(torch.as_tensor(X)).argmax(1).numpy()
+    assert len(np.unique(pred)) == 3
+    f0 = torch.nn.functional.softmax(net(torch.zeros(1, 2).double()), dim=1)
+    ref = (net(torch.zeros(1, 2).double()) if a.output == "logit" else f0).detach().numpy()[0]
+    np.testing.assert_allclose(a.base_values, ref[pred], atol=1e-9)
+    assert a.params["relative_delta"] < 1e-3
+
+
 def test_background_baseline_averages_over_references():
     net = _linear_net(3)
     X = np.random.default_rng(0).normal(size=(10, 3))
@@ -138,6 +159,44 @@ def test_image_shaped_input_keeps_its_shape():
     assert a.values.shape == (4, 1, 8, 8)
     occ = cf.attribute(cf.as_model(net, output="logits"), X, method="occlusion", verbose=False)
     assert occ.values.shape == (4, 1, 8, 8)
+
+
+# ----------------------------------------------------------------------------- method table
+def test_method_table_lists_every_method_once():
+    assert set(METHODS) == set(SPECS)
+    assert len(METHODS) == len(set(METHODS)) == 16
+    assert [m for m in METHODS if SPECS[m].needs_torch] == list(METHODS[:8])
+    t = method_table()
+    assert list(t["method"]) == list(METHODS)
+    assert t.set_index("method").loc["integrated_gradients", "completeness"] == "exact"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_spec_describes_what_the_method_reports(method):
+    """Completeness check, base value and reference in the result follow the method's spec."""
+    spec = SPECS[method]
+    net = _additive_relu_net().float()
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    a = cf.attribute(cf.as_model(net, output="values"), X, method=method, n_steps=4,
+                     verbose=False, random_state=0)
+    checked = "relative_delta" in a.params or "additivity_gap" in a.params
+    assert checked == spec.has_completeness_check
+    assert ("additivity_gap" in a.params) == (spec.completeness == "gap")
+    assert (a.convergence_delta is not None) == (spec.completeness in ("exact", "approximate"))
+    assert bool(np.all(np.isnan(a.base_values))) == (spec.base_value is None)
+    assert (a.params["n_reference_rows"] == 0) == (spec.reference is None)
+    if spec.reference == "background":
+        assert a.params["n_reference_rows"] == 6  # min(DEFAULT_BACKGROUND, n)
+    for key, value in spec.settings(4, X.shape).items():
+        assert a.params[key] == value
+
+
+def test_tabular_only_methods_refuse_images():
+    X = torch.randn(2, 1, 4, 4)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
+    for method in (m for m in METHODS if SPECS[m].tabular_only):
+        with pytest.raises(ValueError, match=f"method='{method}' supports tabular X"):
+            cf.attribute(cf.as_model(net, output="logits"), X, method=method, verbose=False)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -265,10 +324,25 @@ def test_attribution_surface_and_reproducibility(X_small):
     a = cf.attribute(m, X_small, method="gradient_shap", random_state=3, verbose=False)
     b = cf.attribute(m, X_small, method="gradient_shap", random_state=3, verbose=False)
     np.testing.assert_array_equal(a.values, b.values)
-    json.loads(a.to_json())
+    d = json.loads(a.to_json())
+    assert d["type"] == "AttributionResult" and isinstance(a, cf.AttributionResult)
+    assert d["method"] == "gradient_shap" and d["n_samples"] == 8 and d["shape"] == [8, 3]
+    assert d["params"]["n_samples"] == 50 and len(d["table"]) == 3
     fig = a.plot()
     plt.close(fig)
     assert a.compute_time > 0 and a.params["batch_size"] == m.batch_size
+
+
+def test_attribution_json_does_not_grow_with_n():
+    """The (n, d) arrays stay out of to_dict(): it summarises them, per feature."""
+    net = cf.as_model(_linear_net(3), output="logits")
+    X = np.random.default_rng(0).normal(size=(2000, 3))
+    small = cf.attribute(net, X[:10], baseline="zeros", verbose=False, random_state=0)
+    big = cf.attribute(net, X, baseline="zeros", verbose=False, random_state=0)
+    d = big.to_dict()
+    assert not {"values", "data", "base_values", "convergence_delta"} & set(d)
+    assert d["convergence_delta_max"] == pytest.approx(np.abs(big.convergence_delta).max())
+    assert abs(len(big.to_json()) - len(small.to_json())) < 200
 
 
 class _Product(torch.nn.Module):

@@ -19,18 +19,25 @@ NAMES = ["f0", "f1", "f2", "f3", "f4", "f5"]
 
 def _attr(w, n=300, seed=0, name="m"):
     X = np.random.default_rng(seed).normal(size=(n, len(w)))
-    return cf.Attribution(X * np.asarray(w), 0.0, X, NAMES[:len(w)], "manual", model_name=name)
+    return cf.AttributionResult(X * np.asarray(w), 0.0, X, NAMES[:len(w)], "manual", model_name=name)
+
+
+def _estimates(ag):
+    return ag.summary().set_index("metric")["estimate"].to_dict()
 
 
 # ----------------------------------------------------------------------------- agreement
 def test_identical_explanations_agree_perfectly():
     a = _attr([6, -5, 4, 3, -2, 1])
     ag = cf.compare_attributions(a, a, k=3, n_boot=50, random_state=0)
-    s = ag.summary()
-    assert set(s) == set(SUMMARY_KEYS) and len(s) == 6
+    assert isinstance(ag, cf.AgreementResult)
+    summary = ag.summary()
+    assert isinstance(summary, pd.DataFrame) and list(summary["metric"]) == list(SUMMARY_KEYS)
+    assert {"estimate", "ci_low", "ci_high", "k", "n", "n_boot"} <= set(summary.columns)
+    s = summary.set_index("metric")
     for key in SUMMARY_KEYS:
-        assert s[key]["estimate"] == pytest.approx(1.0)
-        assert s[key]["ci_low"] <= s[key]["estimate"] <= s[key]["ci_high"]
+        assert s.loc[key, "estimate"] == pytest.approx(1.0)
+        assert s.loc[key, "ci_low"] <= s.loc[key, "estimate"] <= s.loc[key, "ci_high"]
     assert not ag.to_frame()["disagree"].any()
     assert ag.findings() == []
 
@@ -39,45 +46,51 @@ def test_reversed_ranking_and_known_topk_values():
     w = np.array([6.0, 5, 4, 3, 2, 1])
     a = _attr(w, seed=1, name="dl")
     b = _attr(w[::-1], seed=1, name="ebm")  # same samples, reversed importance
-    s = cf.compare_attributions(a, b, k=3, n_boot=50, random_state=0).summary()
-    assert s["rank_correlation"]["estimate"] == pytest.approx(-1.0)
-    assert s["pairwise_rank_agreement"]["estimate"] == pytest.approx(0.0)
-    assert s["feature_agreement"]["estimate"] == pytest.approx(0.0)
+    s = _estimates(cf.compare_attributions(a, b, k=3, n_boot=50, random_state=0))
+    assert s["rank_correlation"] == pytest.approx(-1.0)
+    assert s["pairwise_rank_agreement"] == pytest.approx(0.0)
+    assert s["feature_agreement"] == pytest.approx(0.0)
     # swap ranks 2 and 3 and flip the direction of the top feature
     wb = np.array([-6.0, 4, 5, 3, 2, 1])
-    c = cf.Attribution(a.data * wb, 0.0, a.data, NAMES, "manual", model_name="ebm")
+    c = cf.AttributionResult(a.data * wb, 0.0, a.data, NAMES, "manual", model_name="ebm")
     ag = cf.compare_attributions(a, c, k=3, n_boot=100, random_state=0)
-    s = ag.summary()
-    assert s["feature_agreement"]["estimate"] == pytest.approx(1.0)
-    assert s["rank_agreement"]["estimate"] == pytest.approx(1 / 3)
-    assert s["sign_agreement"]["estimate"] == pytest.approx(2 / 3)
-    assert s["signed_rank_agreement"]["estimate"] == pytest.approx(0.0)
-    assert s["pairwise_rank_agreement"]["estimate"] == pytest.approx(14 / 15)
+    s = _estimates(ag)
+    assert s["feature_agreement"] == pytest.approx(1.0)
+    assert s["rank_agreement"] == pytest.approx(1 / 3)
+    assert s["sign_agreement"] == pytest.approx(2 / 3)
+    assert s["signed_rank_agreement"] == pytest.approx(0.0)
+    assert s["pairwise_rank_agreement"] == pytest.approx(14 / 15)
     t = ag.to_frame().set_index("feature")
     assert t.loc["f0", "disagree"] and t.loc["f0", "direction_a"] == 1
     assert t.loc["f0", "direction_b"] == -1 and not t.loc["f3", "disagree"]
     f = ag.findings()
     assert [x.subject for x in f] == ["f0"]
     assert f[0].kind == "attribution_disagreement" and f[0].tip == 9
-    json.loads(ag.to_json())
+    # the finding is about the pair, so another glass-box model gives another key
+    assert f[0].key == ("attribution_disagreement", "f0", "dl:manual vs ebm:manual", "overall")
+    d = json.loads(ag.to_json())
+    assert d["type"] == "AgreementResult" and len(d["table"]) == 6
+    # the summary keeps its JSON shape: metric -> {estimate, ci_low, ci_high}
+    assert d["summary"]["sign_agreement"]["estimate"] == pytest.approx(2 / 3)
+    assert d["params"] == {"k": 3, "n_boot": 100, "ci": 0.95, "random_state": 0}
     plt.close(ag.plot())
 
 
 def test_agreement_ci_reflects_sampling_noise_and_feature_order():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 4))
-    a = cf.Attribution(X * [1.0, 0.95, 0.1, 0.05], 0, X, NAMES[:4], "m1")
+    a = cf.AttributionResult(X * [1.0, 0.95, 0.1, 0.05], 0, X, NAMES[:4], "m1")
     # b has its columns in another order
-    b = cf.Attribution((X * [1.0, 0.95, 0.1, 0.05])[:, ::-1], 0, X[:, ::-1], NAMES[:4][::-1],
+    b = cf.AttributionResult((X * [1.0, 0.95, 0.1, 0.05])[:, ::-1], 0, X[:, ::-1], NAMES[:4][::-1],
                        "m2")
     ag = cf.compare_attributions(a, b, k=1, n_boot=200, random_state=0)
-    s = ag.summary()
-    assert s["rank_correlation"]["estimate"] == pytest.approx(1.0)
+    s = ag.summary().set_index("metric")
+    assert s.loc["rank_correlation", "estimate"] == pytest.approx(1.0)
     # f0 vs f1 nearly tied: the top-1 agreement is uncertain under resampling...
-    assert s["rank_agreement"]["ci_low"] <= 1.0
+    assert s.loc["rank_agreement", "ci_low"] <= 1.0
     with pytest.raises(ValueError, match="k=9"):
         cf.compare_attributions(a, b, k=9)
-    with pytest.raises(TypeError, match="expected an Attribution"):
+    with pytest.raises(TypeError, match="expected an AttributionResult"):
         cf.compare_attributions(a, X)
 
 
@@ -98,7 +111,7 @@ def test_expectations_flag_planted_violation_only(asthma_data):
 
     X, y = asthma_data
     lr = LogisticRegression().fit(X, y)
-    attr = cf.Attribution(lr.coef_[0] * (X.to_numpy() - X.mean().to_numpy()), 0, X.to_numpy(),
+    attr = cf.AttributionResult(lr.coef_[0] * (X.to_numpy() - X.mean().to_numpy()), 0, X.to_numpy(),
                           list(X.columns), "logistic_linear")
     exp = {"asthma": "increasing", "age": "increasing", "albumin": "decreasing"}
     res = cf.check_expectations({"lr": lr, "lr_attr": attr}, X, exp, n_boot=200, random_state=0)
@@ -157,7 +170,9 @@ def test_effect_curve_pd_and_ale_recover_a_known_shape():
         def explain(self, X):  # pragma: no cover - only needed to be recognised
             raise NotImplementedError
 
-    ec = cf.effect_curve(model, X, "x", glassbox=FakeGlassBox(), n_boot=50, random_state=0)
+    ec = cf.effect_curve(model, X, "x", baselines=FakeGlassBox(), n_boot=50, random_state=0,
+                         verbose=False)
+    assert isinstance(ec, cf.EffectCurveResult) and ec.params["baselines"] == ["fake"]
     t = ec.to_frame()
     assert set(t["curve"]) == {"pd", "ale", "fake"}
     for curve in ("pd", "ale"):
@@ -169,6 +184,13 @@ def test_effect_curve_pd_and_ale_recover_a_known_shape():
     plt.close(ec.plot())
     with pytest.raises(ValueError, match="feature='nope'"):
         cf.effect_curve(model, X, "nope")
+    # the old keyword still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="baselines="):
+        old = cf.effect_curve(model, X, "x", glassbox=FakeGlassBox(), n_boot=50,
+                              random_state=0, verbose=False)
+    pd.testing.assert_frame_equal(old.to_frame(), t)
+    with pytest.raises(TypeError, match="baselines"):
+        cf.effect_curve(model, X, "x", baselines=3, verbose=False)
 
 
 def test_shadow_glassbox_finds_what_the_model_learned_against_the_data(asthma_data):
@@ -256,8 +278,8 @@ def test_u_shaped_feature_is_never_a_direction_disagreement():
     names = ["u", "lin", "z"]
     va = np.column_stack([X[:, 0] ** 2 - 1 + 0.2 * X[:, 0], 2 * X[:, 1], 0.1 * X[:, 2]])
     vb = np.column_stack([X[:, 0] ** 2 - 1 - 0.2 * X[:, 0], -2 * X[:, 1], 0.1 * X[:, 2]])
-    a = cf.Attribution(va, 0.0, X, names, "manual", model_name="dl")
-    b = cf.Attribution(vb, 0.0, X, names, "manual", model_name="ebm")
+    a = cf.AttributionResult(va, 0.0, X, names, "manual", model_name="dl")
+    b = cf.AttributionResult(vb, 0.0, X, names, "manual", model_name="ebm")
     ag = cf.compare_attributions(a, b, k=2, n_boot=200, random_state=0)
     t = ag.to_frame().set_index("feature")
     assert t.loc["u", "direction_a"] * t.loc["u", "direction_b"] < 0   # signs flip ...
@@ -271,7 +293,7 @@ def test_pool_image_attributions_keeps_totals_and_feeds_contrast():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(40, 1, 8, 8))
     v[:20, 0, :2, :2] += 3.0  # group a looks at the top-left corner
-    a = cf.Attribution(v, 0.0, v, [], "manual", model_name="cnn")
+    a = cf.AttributionResult(v, 0.0, v, [], "manual", model_name="cnn")
     p = a.pool((4, 4))
     assert p.values.shape == (40, 16) and p.feature_names[0] == "r0c0"
     np.testing.assert_allclose(p.values.sum(axis=1), v.reshape(40, -1).sum(axis=1))

@@ -16,19 +16,9 @@ import torch  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 import confoundry as cf  # noqa: E402
-from confoundry.audit import STEPS, AuditResult, StepStatus  # noqa: E402
+from confoundry.audit import STEPS, AuditResult, StepStatus, _steps  # noqa: E402
 from confoundry.audit._findings import verdict  # noqa: E402
 
-#: the function each step calls (steps computed by the Audit itself have none).
-STEP_FUNCTIONS = {
-    "baselines": "fit_baselines", "comparison": "compare_models", "attributions": "attribute",
-    "agreement": "compare_attributions", "expectations": "check_expectations",
-    "effect_curves": "effect_curve", "shadow_glassbox": "shadow_glassbox",
-    "sanity_check": "sanity_check", "probes": "probe_confounders", "domains": "split_domains",
-    "slices": "discover_slices", "error_contrast": "contrast_attributions",
-    "overfitting": "overfitting_gap", "label_shuffle": "label_shuffle_control",
-    "leave_one_group_out": "leave_one_group_out", "membership": "membership_risk",
-}
 FAST = {"n_boot": 40, "n_permutations": 40, "baseline_kinds": ("logistic", "tree"),
         "max_attribution_rows": 120, "n_repeats": 2, "verbose": False}
 
@@ -107,7 +97,7 @@ def full_result(setup):
 
 # ---------------------------------------------------------------- full run
 def test_every_step_has_a_status(full_result):
-    assert list(full_result.steps) == list(STEPS)
+    assert list(full_result.steps) == [st.name for st in STEPS]
     for name, st in full_result.steps.items():
         assert isinstance(st, StepStatus)
         assert st.status in ("ran", "skipped", "failed")
@@ -117,12 +107,8 @@ def test_every_step_has_a_status(full_result):
 
 
 def test_available_steps_run_and_none_fails(full_result):
-    """With every input given, a step is skipped only when its function is not installed."""
+    """With every input given, every step runs."""
     for name, st in full_result.steps.items():
-        fn = STEP_FUNCTIONS.get(name)
-        if fn is not None and not hasattr(cf, fn):
-            assert st.status == "skipped" and f"confoundry.{fn}" in st.reason
-            continue
         assert st.status == "ran", f"step {name}: {st.label}\n{st.detail}"
     for step in ("data", "performance"):
         assert full_result.steps[step].status == "ran"
@@ -145,7 +131,7 @@ def test_json_round_trip(full_result, tmp_path):
     assert json.loads(text) == d
     assert json.loads((tmp_path / "audit.json").read_text()) == d
     assert d["type"] == "AuditResult"
-    assert set(d["steps"]) == set(STEPS)
+    assert set(d["steps"]) == {st.name for st in STEPS}
     assert len(d["findings"]) == len(full_result.findings())
     assert set(d["results"]) == set(full_result.results)
     assert d["verdict"]["level"] in ("high", "medium", "low", "info")
@@ -279,21 +265,11 @@ def test_missing_inputs_are_skipped_with_reasons(setup):
               "domains": "metadata"}
     for step, word in expect.items():
         assert st[step].status == "skipped", (step, st[step].label)
-        if hasattr(cf, STEP_FUNCTIONS.get(step, "")):
-            assert word in st[step].reason, (step, st[step].reason)
+        assert word in st[step].reason, (step, st[step].reason)
     assert st["performance"].status == "ran"
     html = res.to_html()
     assert "skipped: " in html
     assert "needs training data (X_train= and y_train=)" in html
-
-
-def test_missing_function_is_skipped(setup, monkeypatch):
-    s = setup
-    monkeypatch.delattr(cf, "probe_confounders", raising=False)
-    res = cf.Audit(s["net"], s["X_test"], s["y_test"], metadata=s["meta_test"], random_state=0,
-                   steps=["performance", "probes"], **FAST).run()
-    assert res.steps["probes"].status == "skipped"
-    assert "confoundry.probe_confounders is not available" in res.steps["probes"].reason
 
 
 def test_failing_step_is_recorded_and_audit_goes_on(setup, monkeypatch):
@@ -302,7 +278,7 @@ def test_failing_step_is_recorded_and_audit_goes_on(setup, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("probe exploded <b>loudly</b>")
 
-    monkeypatch.setattr(cf, "probe_confounders", broken, raising=False)
+    monkeypatch.setattr(_steps, "probe_confounders", broken)
     res = cf.Audit(s["net"], s["X_test"], s["y_test"], metadata=s["meta_test"], random_state=0,
                    steps=["data", "performance", "probes"], **FAST).run()
     st = res.steps["probes"]
@@ -325,28 +301,31 @@ def test_step_warnings_are_recorded(setup, monkeypatch):
         warnings.warn("completeness delta is large", UserWarning, stacklevel=2)
         return cf.Audit  # any object: the audit only stores it
 
-    monkeypatch.setattr(cf, "discover_slices", noisy, raising=False)
+    monkeypatch.setattr(_steps, "discover_slices", noisy)
     res = cf.Audit(s["net"], s["X_test"], s["y_test"], random_state=0, steps=["slices"],
                    **FAST).run()
     assert res.steps["slices"].status == "ran"
     assert res.steps["slices"].warnings == ("UserWarning: completeness delta is large",)
 
 
-def test_shared_kwargs_only_when_accepted(setup, monkeypatch):
+def test_steps_call_functions_with_explicit_keywords(setup, monkeypatch):
+    """A step function that does not take a keyword the step passes fails the step loudly
+    (no signature sniffing, no silently dropped option)."""
     s = setup
     seen = {}
 
-    def split_domains(model, X, y, *, by, n_boot=10, random_state=None):
-        seen.update(by=by, n_boot=n_boot, random_state=random_state)
-        raise ValueError("stop here")
+    def split_domains(model, X, y, *, by, n_boot=10, random_state=None):  # no overall=, ...
+        seen.update(by=by)
+        return None
 
-    monkeypatch.setattr(cf, "split_domains", split_domains, raising=False)
+    monkeypatch.setattr(_steps, "split_domains", split_domains)
     res = cf.Audit(s["net"], s["X_test"], s["y_test"], metadata=s["meta_test"][["site"]],
                    random_state=0, steps=["domains"], **FAST).run()
-    assert res.steps["domains"].status == "failed"
-    assert seen["n_boot"] == FAST["n_boot"]
-    assert isinstance(seen["by"], pd.Series) and seen["by"].name == "site"
-    assert isinstance(seen["random_state"], int)
+    st = res.steps["domains"]
+    assert st.status == "failed"
+    assert st.reason.startswith("TypeError") and "unexpected keyword argument" in st.reason
+    assert not seen
+    assert list(res.summary().query("kind == 'step_failed'")["subject"]) == ["domains"]
 
 
 # --------------------------------------------------------------- validation

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 import confoundry as cf  # noqa: E402
-from confoundry.models import EBM_DEFAULTS, Baselines, GlassBoxModel  # noqa: E402
+from confoundry.models import EBM_DEFAULTS, BaselinesResult, GlassBoxModel  # noqa: E402
 
 KINDS = ("ebm", "logistic", "tree")
 TASKS = ("binary", "multiclass", "regression")
@@ -65,7 +65,7 @@ def test_explain_is_additive_to_the_decision(fitted, task, kind):
     X, _, base = fitted[task]
     m = base[kind]
     a = m.explain(X)
-    assert isinstance(a, cf.Attribution)
+    assert isinstance(a, cf.AttributionResult)
     assert a.values.shape == (N, D)
     assert a.feature_names == list(X.columns)
     assert a.method == {"ebm": "ebm_local", "logistic": "logistic_linear", "tree": "tree_shap"}[kind]
@@ -308,7 +308,7 @@ def test_inputs_by_name_and_as_arrays(fitted):
 
 def test_mapping_is_read_only(fitted):
     _, _, base = fitted["binary"]
-    assert isinstance(base, Baselines) and len(base) == 3 and "ebm" in base
+    assert isinstance(base, BaselinesResult) and len(base) == 3 and "ebm" in base
     with pytest.raises(TypeError):
         base["ebm"] = None  # type: ignore[index]
     with pytest.raises(KeyError, match="no baseline named 'mlp'"):

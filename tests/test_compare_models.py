@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
 
 import confoundry as cf  # noqa: E402
-from confoundry.models import ModelComparison  # noqa: E402
+from confoundry.models import ModelComparisonResult  # noqa: E402
 from confoundry.models._compare import _check_scores  # noqa: E402
 from confoundry.stats import bootstrap_metrics, paired_bootstrap  # noqa: E402
 
@@ -52,7 +52,7 @@ def test_table_columns_and_intervals(setting):
     _, _, Xte, yte, good, weak, base = setting
     cmp = cf.compare_models({"good": good, "weak": _weak_fn(weak), **base}, Xte, yte,
                             n_boot=N_BOOT, random_state=0)
-    assert isinstance(cmp, ModelComparison)
+    assert isinstance(cmp, ModelComparisonResult)
     t = cmp.to_frame()
     assert list(t.columns[:6]) == ["model", "metric", "estimate", "ci_low", "ci_high", "n"]
     assert set(t["model"]) == {"good", "weak", "logistic", "tree"}
@@ -182,7 +182,7 @@ def test_plot_and_serialisation(setting):
     assert {t.get_text() for t in ax.get_yticklabels()} == {"good", "logistic", "tree"}
     plt.close(fig)
     payload = json.loads(cmp.to_json())
-    assert payload["type"] == "ModelComparison" and payload["n"] == N_TEST
+    assert payload["type"] == "ModelComparisonResult" and payload["n"] == N_TEST
     assert payload["tuning"]["tree"]["search"] == "grid"
     assert "<table" in cmp._repr_html_()
 

@@ -88,7 +88,9 @@ def test_logistic_on_plenty_of_data_stays_within_noise():
     assert (t["tpr_ci_low"] < 0.05).all()
     [f] = res.findings()
     assert f.severity == "info" and f.kind == "membership_risk"
-    assert res.verdict().startswith("No measurable membership leak")
+    v = res.verdict()
+    assert isinstance(v, cf._result.Verdict) and v.level == "info"
+    assert v.text.startswith("No measurable membership leak") and v.text == f.title
 
 
 def test_attack_calibrated_under_the_null():
@@ -362,3 +364,104 @@ def test_tiny_sets_warn_about_the_fpr(knn_lr):
     knn = KNeighborsClassifier(1).fit(X[:40], y[:40])
     with pytest.warns(UserWarning, match="fpr"):
         membership_risk(knn, X[:40], y[:40], X[40:], y[40:], n_boot=20, random_state=0)
+
+
+# ---------------------------------------------------------------- pipeline contract (issue 14)
+class _NeverCalled:
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        raise AssertionError("a model was called although its scores were given")
+
+    def predict(self, X):
+        raise AssertionError("a model was called although its scores were given")
+
+
+@pytest.mark.parametrize("fn", [overfitting_gap, membership_risk])
+def test_precomputed_scores_and_audit_data_are_used_as_given(split, knn_lr, fn, monkeypatch):
+    Xtr, ytr, Xte, yte = split
+    knn, lr = knn_lr
+    ref = fn(knn, Xtr, ytr, Xte, yte, baselines={"logistic": lr}, n_boot=100, random_state=0,
+             verbose=False)
+    train, test = cf.AuditData(Xtr, ytr), cf.AuditData(Xte, yte)
+    s, s_tr = knn.predict_proba(Xte)[:, 1], knn.predict_proba(Xtr)[:, 1]
+    b, b_tr = lr.predict_proba(Xte)[:, 1], lr.predict_proba(Xtr)[:, 1]
+    calls = []
+    orig = cf.AuditData.__init__
+    monkeypatch.setattr(cf.AuditData, "__init__",
+                        lambda obj, *a, **k: (calls.append(1), orig(obj, *a, **k))[1])
+    model = cf.as_model(_NeverCalled(), name="KNeighborsClassifier")
+    res = fn(model, train, None, test, None, baselines={"logistic": _NeverCalled()},
+             scores=s, train_scores=s_tr, baseline_scores={"logistic": b},
+             baseline_train_scores={"logistic": b_tr}, n_boot=100, random_state=0,
+             verbose=False)
+    assert not calls
+    pd.testing.assert_frame_equal(ref.to_frame(), res.to_frame())
+    assert res.params["precomputed"] == {"scores": True, "train_scores": True,
+                                         "baseline_scores": ["logistic"],
+                                         "baseline_train_scores": ["logistic"]}
+    # the scores of a baseline that is missing here are computed; no model needs no name
+    res2 = fn(None, train, None, test, None, baselines={"logistic": lr}, scores=s,
+              train_scores=s_tr, n_boot=100, random_state=0, verbose=False)
+    t2 = res2.to_frame()
+    assert res2.model_name == "model" and set(t2["model"]) == {"model", "logistic"}
+    cols = [c for c in t2.columns if c != "model"]
+    pd.testing.assert_frame_equal(ref.to_frame()[cols], t2[cols])
+    # (n, 2) probabilities are taken as P(y=1)
+    res3 = fn(None, train, None, test, None, scores=np.column_stack([1 - s, s]),
+              train_scores=s_tr, n_boot=100, random_state=0, verbose=False)
+    assert res3.to_frame().iloc[0]["model"] == "model"
+    with pytest.raises(TypeError, match="model is None"):
+        fn(None, train, None, test, None, scores=s)
+    with pytest.raises(ValueError, match="scores has 3 rows but X_test has 600"):
+        fn(None, train, None, test, None, scores=s[:3], train_scores=s_tr)
+    with pytest.raises(ValueError, match=r"baseline_train_scores\['logistic'\] contains NaN"):
+        fn(None, train, None, test, None, scores=s, train_scores=s_tr,
+           baseline_scores={"logistic": b}, baseline_train_scores={"logistic": b_tr * np.nan})
+    with pytest.raises(ValueError, match="'ghost'"):
+        fn(knn, train, None, test, None, baseline_scores={"ghost": b})
+    with pytest.raises(ValueError, match="y_train is None and X_train"):
+        fn(knn, cf.AuditData(Xtr), None, test, None)
+    with pytest.raises(ValueError, match="fdr"):
+        fn(knn, train, None, test, None, fdr=0)
+
+
+def test_params_fdr_verdict_and_json(split, knn_lr):
+    Xtr, ytr, Xte, yte = split
+    knn, lr = knn_lr
+    mem = membership_risk(knn, Xtr, ytr, Xte, yte, baselines={"logistic": lr}, n_boot=100,
+                          random_state=0, verbose=False)
+    v = mem.verdict()
+    assert isinstance(v, cf._result.Verdict) and v.level == "high"
+    assert v.text == mem.findings()[0].title and v.counts["leaking"] >= 1
+    assert mem.verdict("logistic").level == "info"
+    d = json.loads(mem.to_json())
+    assert d["verdict"]["level"] == "high" and d["params"]["fdr"] == 0.05
+    assert "curves" not in d and d["n_nonmembers"] == mem.n_members
+    assert d["model"] == "KNeighborsClassifier" and d["ci_level"] == 0.95
+    strict = membership_risk(knn, Xtr, ytr, Xte, yte, n_boot=100, random_state=0, fdr=1e-300,
+                             verbose=False)
+    assert not strict.to_frame()["leak"].any() and strict.alpha == 1e-300
+    gap = overfitting_gap(knn, Xtr, ytr, Xte, yte, baselines={"logistic": lr}, n_boot=100,
+                          metrics=["auroc"], random_state=0, verbose=False)
+    g = json.loads(gap.to_json())
+    assert g["params"]["fdr"] == 0.05 and g["params"]["metrics"] == ["auroc"]
+    assert g["headline"] == "auroc" and g["model"] == "KNeighborsClassifier"
+    assert all(f.domain == "overall" for f in gap.findings() + mem.findings())
+    lax = overfitting_gap(knn, Xtr, ytr, Xte, yte, baselines={"logistic": lr}, n_boot=100,
+                          metrics=["auroc"], random_state=0, fdr=1e-300, verbose=False)
+    assert not lax.comparison["larger_gap"].any() and lax.alpha == 1e-300
+
+
+def test_roc_curve_points_are_every_vertex_with_ties():
+    from confoundry.controls._attacks import roc_curve_points
+
+    rng = np.random.default_rng(0)
+    z = np.r_[np.ones(50), np.zeros(50)]
+    s = np.round(rng.normal(size=100), 1)  # with ties
+    f, t = roc_curve_points(z, s)
+    thr = np.unique(s)[::-1]
+    tp = np.r_[0, [np.sum(z[s >= u]) for u in thr]] / 50
+    fp = np.r_[0, [np.sum(1 - z[s >= u]) for u in thr]] / 50
+    np.testing.assert_allclose(f, fp)
+    np.testing.assert_allclose(t, tp)

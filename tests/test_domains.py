@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 import confoundry as cf  # noqa: E402
-from confoundry import Attribution  # noqa: E402
+from confoundry import AttributionResult as Attribution  # noqa: E402
 from confoundry.domains import (  # noqa: E402
     ContrastResult,
     DomainResult,
@@ -306,7 +306,7 @@ def test_contrast_mean_abs_and_two_levels():
 @pytest.mark.parametrize("groups, err, match", [
     (np.ones(10, bool), ValueError, "at least 2 in each group"),
     (np.arange(10) % 3, ValueError, "3 levels"),
-    (np.ones(4, bool), ValueError, "groups="),
+    (np.ones(4, bool), ValueError, "by="),
 ])
 def test_contrast_bad_groups(groups, err, match):
     with pytest.raises(err, match=match):

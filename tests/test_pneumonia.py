@@ -23,7 +23,7 @@ from confoundry.datasets import (  # noqa: E402
     simulate_pneumonia,
 )
 from confoundry.demos import (  # noqa: E402
-    DangerTable,
+    DangerTableResult,
     MLPSearchResult,
     danger_table,
     train_pneumonia_mlp,
@@ -178,11 +178,26 @@ def test_simulator_validation(kwargs: dict, match: str) -> None:
         simulate_pneumonia(**kwargs)
 
 
-def test_bunch_access() -> None:
+def test_bunch_is_sklearn_bunch(cohort: Bunch) -> None:
+    import pickle
+
+    from sklearn.utils import Bunch as SkBunch
+
+    assert Bunch is SkBunch
     b = Bunch(X=1)
     assert b.X == b["X"] == 1
-    with pytest.raises(AttributeError, match="no key 'y'"):
+    b.z = 2
+    assert b["z"] == 2 and "z" in dir(b)
+    with pytest.raises(AttributeError, match="y"):
         _ = b.y
+    with pytest.raises(KeyError):
+        _ = b["y"]
+    # the simulator's record and its parts: key and attribute access reach the same objects
+    assert isinstance(cohort, SkBunch) and isinstance(cohort.train, SkBunch)
+    assert cohort["X"] is cohort.X and cohort.test["metadata"] is cohort.test.metadata
+    assert {"X", "y", "metadata", "ground_truth", "train", "test", "params", "DESCR"} <= set(cohort)
+    back = pickle.loads(pickle.dumps(cohort.train))
+    assert isinstance(back, SkBunch) and back.X.equals(cohort.train.X)
 
 
 # ----------------------------------------------------------------------------- MLP trainer
@@ -226,7 +241,11 @@ def test_mlp_trainer_reproducible_eval_mode_and_beats_chance(small: Bunch) -> No
     sel = frame.loc[frame.selected].iloc[0]
     assert sel.tuning_auroc == frame.tuning_auroc.max()
     assert r1.best_config == _SMALL_CONFIGS[int(sel.config)]
-    json.loads(r1.to_json())
+    rec = json.loads(r1.to_json())
+    assert rec["type"] == "MLPSearchResult" and len(rec["table"]) == 2
+    assert {"history", "best_config", "refit", "seconds", "random_state", "deterministic",
+            "params"} <= set(rec) and "search" not in rec   # the search is the table
+    assert rec["params"]["random_state"] == r1.random_state == rec["random_state"]
     assert r1.findings()[0].tip == 6
     fig = r1.plot()
     assert fig.axes
@@ -267,7 +286,7 @@ def test_danger_table_counts_by_hand() -> None:
     scores = [0.02, 0.40, 0.01, 0.05, 0.03, 0.50]
     asthma = [1, 0, 1, 1, 0, 0]
     dt = danger_table(scores, gt, asthma, threshold=0.1)
-    assert isinstance(dt, DangerTable)
+    assert isinstance(dt, DangerTableResult)
     t = dt.to_frame().set_index("group")
     assert t.loc["asthma", "n"] == 3 and t.loc["asthma", "n_sent_home"] == 3
     assert t.loc["asthma", "n_high_risk"] == 2 and t.loc["asthma", "n_wrongly_sent_home"] == 2
@@ -280,7 +299,18 @@ def test_danger_table_counts_by_hand() -> None:
     assert dt.comparison["difference"] == pytest.approx(0.5)
     assert 0 < dt.comparison["p_value"] <= 1
     assert dt.findings() and dt.findings()[0].kind == "dangerous_triage"
-    json.loads(dt.to_json())
+    rec = json.loads(dt.to_json())
+    assert rec["type"] == "DangerTableResult" and rec["threshold"] == 0.1
+    assert rec["comparison"]["test"] == "Fisher exact, two-sided"
+    assert rec["params"]["threshold"] == 0.1 and rec["params"]["n"] == 6
+    assert not {"scores", "untreated_risk", "asthma"} & set(rec)   # per-patient arrays stay out
+    # the Wilson interval is the shared one
+    from confoundry.stats import wilson_interval
+
+    assert (t.loc["asthma", "rate_ci_low"], t.loc["asthma", "rate_ci_high"]) == \
+        pytest.approx(wilson_interval(2, 2))
+    named = danger_table(scores, gt, asthma, threshold=0.1, model_name="MLP").findings()[0]
+    assert named.key == ("dangerous_triage", "asthma", "MLP", "asthma")
     fig = dt.plot()
     assert fig.axes
     plt.close(fig)
@@ -313,3 +343,16 @@ def test_danger_on_simulated_cohort_reflects_the_paradox(cohort: Bunch) -> None:
     # the untreated risk itself never sends a high-risk patient home
     safe = danger_table(te.ground_truth.untreated_risk, te.ground_truth, asthma, threshold=0.1)
     assert safe.to_frame().n_wrongly_sent_home.sum() == 0
+
+
+def test_deprecated_result_names() -> None:
+    import confoundry.demos as demos
+    from confoundry.demos import ParadoxTableResult
+
+    with pytest.warns(DeprecationWarning, match="DangerTableResult"):
+        assert demos.DangerTable is DangerTableResult
+    with pytest.warns(DeprecationWarning, match="ParadoxTableResult"):
+        assert demos.ParadoxTable is ParadoxTableResult
+    assert "DangerTable" not in demos.__all__ and "DangerTableResult" in demos.__all__
+    with pytest.raises(AttributeError):
+        _ = demos.NoSuchTable

@@ -12,7 +12,7 @@ import pytest
 matplotlib.use("Agg")
 
 from confoundry.audit import AuditResult  # noqa: E402
-from confoundry.demos import ParadoxTable, run_pneumonia_demo  # noqa: E402
+from confoundry.demos import ParadoxTableResult, run_pneumonia_demo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_ground_truth_sections(demo) -> None:
     res, _, _ = demo
     titles = [s.title for s in res.sections]
     assert any("send home" in t for t in titles) and any("truly harmful" in t for t in titles)
-    paradox = next(s.content for s in res.sections if isinstance(s.content, ParadoxTable))
+    paradox = next(s.content for s in res.sections if isinstance(s.content, ParadoxTableResult))
     t = paradox.to_frame().set_index(["feature", "source"])
     assert t.loc[("asthma", "truth (untreated)"), "effect_logit"] > 0
     assert t.loc[("asthma", "MLP"), "ci_high"] < 0  # learned as protective

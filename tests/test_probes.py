@@ -163,8 +163,8 @@ def test_bad_layer_and_bad_inputs_raise_clear_errors(fitted):
         cf.probe_confounders(model, X, metadata=meta, verbose=False)
     with pytest.raises(ValueError, match="n_permutations=0"):
         cf.probe_confounders(model, X, y, meta, n_permutations=0, verbose=False)
-    with pytest.raises(ValueError, match="alpha=2"):
-        cf.probe_confounders(model, X, y, meta, alpha=2, verbose=False)
+    with pytest.raises(ValueError, match="fdr=2"):
+        cf.probe_confounders(model, X, y, meta, fdr=2, verbose=False)
     with pytest.raises(ValueError, match="scores has 3 rows"):
         cf.probe_confounders(y=y, metadata=meta, scores=[0.1, 0.2, 0.3], verbose=False)
     with pytest.raises(ValueError, match="metadata has 10 rows"):
@@ -219,3 +219,94 @@ def test_result_surface_plot_json_html(fitted):
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.alpha = 0.1
     assert res.to_frame() is not res.table
+
+
+# ---------------------------------------------------------------- pipeline contract (issue 14)
+class _CountInit:
+    """Counts AuditData constructions while active."""
+
+    def __init__(self, monkeypatch):
+        self.n = 0
+        orig = cf.AuditData.__init__
+
+        def init(obj, *a, **k):
+            self.n += 1
+            orig(obj, *a, **k)
+
+        monkeypatch.setattr(cf.AuditData, "__init__", init)
+
+
+class _NeverCalled:
+    """A model that fails the test if it is ever scored."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        raise AssertionError("the model was called although scores were given")
+
+    def predict(self, X):
+        raise AssertionError("the model was called although scores were given")
+
+
+def test_audit_data_passes_through_and_scores_are_not_recomputed(fitted, monkeypatch):
+    model, X, y, meta = fitted
+    s = model.predict_proba(X)[:, 1]
+    ref = cf.probe_confounders(model, X, y, meta, n_permutations=100, random_state=1,
+                               verbose=False)
+    data = cf.AuditData(X, y, meta)
+    count = _CountInit(monkeypatch)
+    res = cf.probe_confounders(_NeverCalled(), data, None, None, scores=s, n_permutations=100,
+                               random_state=1, verbose=False)
+    assert count.n == 0  # the AuditData is used as it is
+    pd.testing.assert_frame_equal(ref.to_frame(), res.to_frame())
+    assert res.model_name == "_NeverCalled"
+    # model given with scores but no X: the model is still not called
+    res2 = cf.probe_confounders(_NeverCalled(), None, y, meta, scores=s, n_permutations=100,
+                                random_state=1, verbose=False)
+    pd.testing.assert_frame_equal(ref.to_frame(), res2.to_frame())
+    # y and metadata alone build no AuditData either
+    cf.probe_confounders(y=y, metadata=meta, scores=s, n_permutations=20, verbose=False)
+    assert count.n == 0
+    # without scores the AuditData's inputs are scored
+    res3 = cf.probe_confounders(model, data, n_permutations=100, random_state=1, verbose=False)
+    pd.testing.assert_frame_equal(ref.to_frame(), res3.to_frame())
+    with pytest.raises(ValueError, match="X is None but a model"):
+        cf.probe_confounders(model, None, y, meta, verbose=False)
+    with pytest.raises(ValueError, match="metadata is None"):
+        cf.probe_confounders(model, cf.AuditData(X, y), verbose=False)
+
+
+def test_fdr_params_and_the_deprecated_alpha(fitted):
+    model, X, y, meta = fitted
+    res = cf.probe_confounders(model, X, y, meta, n_permutations=50, fdr=0.2, random_state=0,
+                               verbose=False)
+    t = res.to_frame()
+    assert (t["significant"] == (t["q_value"] < 0.2)).all()
+    assert res.fdr == res.alpha == 0.2
+    assert res.params["fdr"] == 0.2 and res.params["n_permutations"] == 50
+    assert res.params["random_state"] == 0 and res.params["scores_given"] is False
+    d = json.loads(res.to_json())
+    assert d["params"]["fdr"] == 0.2 and d["alpha"] == 0.2 and d["model"] == "LogisticRegression"
+    with pytest.warns(DeprecationWarning, match="fdr="):
+        old = cf.probe_confounders(model, X, y, meta, n_permutations=50, alpha=0.2,
+                                   random_state=0, verbose=False)
+    pd.testing.assert_frame_equal(t, old.to_frame())
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="alpha=2"):
+        cf.probe_confounders(model, X, y, meta, alpha=2, verbose=False)
+    with pytest.raises(TypeError, match="fdr=0.1 and alpha=0.2"):
+        cf.probe_confounders(model, X, y, meta, fdr=0.1, alpha=0.2, verbose=False)
+
+
+def test_findings_keys_tell_outputs_from_embeddings():
+    X, y, meta = _confounded(n=300, seed=2)
+    torch.manual_seed(0)
+    net = _Net().double()
+    s = torch.sigmoid(net.eval()(torch.tensor(X.to_numpy()))[:, 0]).detach().numpy()
+    net.train()
+    res = cf.probe_confounders(net, X, y, meta, scores=s, layer="encoder.3",
+                               n_permutations=50, fdr=0.5, random_state=0, verbose=False)
+    keys = [f.key for f in res.findings()]
+    assert len(keys) == len(set(keys))  # the audit de-duplicates by key
+    assert all(f.domain == "overall" for f in res.findings())
+    subjects = {f.subject for f in res.findings()}
+    assert subjects <= {"site", "age", "site @ encoder.3", "age @ encoder.3"}

@@ -136,7 +136,105 @@ def test_leave_one_group_out_regression_default_metric_and_validation():
     assert res.findings() == []
     with pytest.raises(ValueError, match="single level"):
         cf.leave_one_group_out(_logreg, X, (y > 0).astype(int), np.zeros(240))
-    with pytest.raises(ValueError, match="groups="):
+    with pytest.raises(ValueError, match="by="):
         cf.leave_one_group_out(_logreg, X, (y > 0).astype(int), np.zeros(10))
     with pytest.raises(ValueError, match="metrics=\\['mae'\\]"):
         cf.leave_one_group_out(_logreg, X, (y > 0).astype(int), groups, metric="mae")
+
+
+# ---------------------------------------------------------------- pipeline contract (issue 14)
+def test_controls_moved_with_deprecated_aliases():
+    import warnings
+
+    import confoundry.controls as controls
+    import confoundry.probes as probes
+
+    assert controls.label_shuffle_control is cf.label_shuffle_control
+    assert "label_shuffle_control" not in probes.__all__
+    assert {"label_shuffle_control", "leave_one_group_out", "LabelShuffleResult",
+            "LeaveOneGroupOutResult"} <= set(controls.__all__) & set(cf.__all__)
+    for name in ("label_shuffle_control", "leave_one_group_out", "LabelShuffleResult",
+                 "LeaveOneGroupOutResult"):
+        with pytest.warns(DeprecationWarning, match=name):
+            assert getattr(probes, name) is getattr(controls, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cf.leave_one_group_out is controls.leave_one_group_out  # no warning at the top
+
+
+def _count_audit_data(monkeypatch):
+    calls = []
+    orig = cf.AuditData.__init__
+
+    def init(obj, *a, **k):
+        calls.append(1)
+        orig(obj, *a, **k)
+
+    monkeypatch.setattr(cf.AuditData, "__init__", init)
+    return calls
+
+
+def test_label_shuffle_control_takes_audit_data_and_hands_train_fn_the_users_objects(
+        monkeypatch):
+    X, y = _data()
+    train = cf.AuditData(X[:250], y[:250])
+    test = cf.AuditData(X[250:], y[250:])
+    seen = []
+
+    def train_fn(Xt, yt):
+        seen.append((Xt, yt))
+        return _logreg(Xt, yt)
+
+    calls = _count_audit_data(monkeypatch)
+    res = cf.label_shuffle_control(train_fn, train, None, test, None, n_repeats=2,
+                                   random_state=0, verbose=False)
+    assert not calls
+    assert seen[0][0] is train.X_source and seen[0][1] is train.y_source
+    assert all(Xt is train.X_source and isinstance(yt, pd.Series) for Xt, yt in seen)
+    ref = cf.label_shuffle_control(_logreg, X[:250], y[:250], X[250:], y[250:], n_repeats=2,
+                                   random_state=0, verbose=False)
+    pd.testing.assert_frame_equal(ref.to_frame(), res.to_frame())
+    assert res.params == {"n_repeats": 2, "n_boot": 1000, "metric": "auroc", "alpha": 0.05,
+                          "ci": 0.95, "random_state": 0}
+    assert json.loads(res.to_json())["params"]["n_repeats"] == 2
+    with pytest.raises(ValueError, match="y_train is None"):
+        cf.label_shuffle_control(_logreg, X, None, X, y)
+    with pytest.raises(ValueError, match="X_test is None"):
+        cf.label_shuffle_control(_logreg, train)
+
+
+def test_leave_one_group_out_by_audit_data_and_the_deprecated_groups(monkeypatch):
+    X, y, groups = _sites(n_per=80)
+    Xdf = pd.DataFrame(X, columns=["a", "b"], index=np.arange(240) + 1000)
+    ys = pd.Series(y, index=Xdf.index)
+    meta = pd.DataFrame({"site": groups}, index=Xdf.index)
+    data = cf.AuditData(Xdf, ys, meta)
+    seen = []
+
+    def train_fn(Xt, yt):
+        seen.append((type(Xt), type(yt), Xt.index[0]))
+        return _logreg(Xt, yt)
+
+    calls = _count_audit_data(monkeypatch)
+    res = cf.leave_one_group_out(train_fn, data, None, by=meta["site"].to_numpy(), n_boot=100,
+                                 metric="roc_auc", random_state=0, verbose=False)
+    assert not calls
+    assert {(a, b) for a, b, _ in seen} == {(pd.DataFrame, pd.Series)}  # iloc rows of the user's
+    assert seen[0][2] == 1080  # first row without site 'a'
+    by_name = cf.leave_one_group_out(_logreg, data, by="site", n_boot=100, random_state=0,
+                                     verbose=False)
+    positional = cf.leave_one_group_out(_logreg, X, y, groups, n_boot=100, random_state=0,
+                                        verbose=False)
+    pd.testing.assert_frame_equal(res.to_frame(), by_name.to_frame())
+    pd.testing.assert_frame_equal(res.to_frame(), positional.to_frame())
+    assert by_name.params["by"] == "site" and res.params["fdr"] == 0.05
+    assert res.params["metric"] == "auroc" and res.params["n_boot"] == 100
+    with pytest.warns(DeprecationWarning, match="by="):
+        old = cf.leave_one_group_out(_logreg, X, y, groups=groups, n_boot=100, random_state=0,
+                                     verbose=False)
+    pd.testing.assert_frame_equal(res.to_frame(), old.to_frame())
+    with pytest.raises(TypeError, match="both by= and groups="):
+        cf.leave_one_group_out(_logreg, X, y, groups, groups=groups)
+    strict = cf.leave_one_group_out(_logreg, X, y, groups, n_boot=100, fdr=1e-9,
+                                    random_state=0, verbose=False)
+    assert not strict.to_frame()["significant"].any() and strict.alpha == 1e-9

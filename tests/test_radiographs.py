@@ -15,8 +15,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy.stats import kruskal  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.utils import Bunch  # noqa: E402
 
-from confoundry import Attribution  # noqa: E402
+from confoundry._explanation import Attribution  # noqa: E402
 from confoundry.attribution._mass import (  # noqa: E402
     MassByGroupResult,
     attribution_mass,
@@ -40,6 +41,8 @@ def test_simulator_shapes_and_types(sim):
     assert sim.lung_mask.sum(axis=(1, 2)).min() > 20
     assert sim.params["marker"] is True and "Zech" in sim.DESCR
     assert np.isfinite(sim.images).all()
+    # a scikit-learn Bunch: keys and attributes are the same objects
+    assert isinstance(sim, Bunch) and sim["images"] is sim.images and "lung_mask" in sim
 
 
 def test_simulator_is_reproducible():
@@ -255,28 +258,68 @@ def test_shortcut_findings_appear_with_marker(case):
     m = case.marker
     auroc = m["metrics"].query("metric == 'auroc'").set_index("split")["estimate"]
     assert auroc["internal"] > auroc["external"] + 0.05
-    assert m["conditional_output_test"]["p_value"] < 0.01
+    assert m["auroc_gap"]["ci_low"] > 0 and m["auroc_gap"]["p_value"] < 0.05
     assert m["mass_by_site"].p_value < 0.05
     assert np.nanmean(m["marker_share"]) > 0.05     # attribution lands on the token
-    if "probes" in m:
-        p = m["probes"].set_index("probe")
-        assert p.loc["output_conditional", "p_value"] < 0.05
-        assert p.loc["embedding_conditional", "p_value"] < 0.05
+    p = m["probes"].set_index("probe")
+    assert p.loc["output_conditional", "p_value"] < 0.01
+    assert p.loc["embedding_conditional", "p_value"] < 0.05
+    assert case.log == ["leave-one-site-out skipped (loso=False)."]
 
 
 def test_shortcut_findings_vanish_in_control(case):
     c, m = case.control, case.marker
-    assert c["conditional_output_test"]["p_value"] > 0.01
-    assert c["conditional_output_test"]["statistic"] < \
-        0.2 * m["conditional_output_test"]["statistic"]
+    pc, pm = c["probes"].set_index("probe"), m["probes"].set_index("probe")
+    assert pc.loc["output_conditional", "p_value"] > 0.05
+    assert pc.loc["output_conditional", "statistic"] < \
+        0.2 * pm.loc["output_conditional", "statistic"]
+    assert pc.loc["embedding_conditional", "statistic"] < \
+        pm.loc["embedding_conditional", "statistic"]
     assert c["mass_by_site"].p_value > 0.05
     assert c["auroc_gap"]["ci_low"] < 0 < c["auroc_gap"]["ci_high"] or \
         c["auroc_gap"]["estimate"] < m["auroc_gap"]["estimate"]
-    if "probes" in c:
-        p = c["probes"].set_index("probe")
-        assert p.loc["output_conditional", "p_value"] > 0.05
-        assert p.loc["embedding_conditional", "statistic"] < \
-            m["probes"].set_index("probe").loc["embedding_conditional", "statistic"]
+
+
+def test_summary_rows_come_from_the_library(case):
+    s = case.summary.set_index(["arm", "quantity"])
+    gap = case.marker["auroc_gap"]
+    row = s.loc[("marker", "AUROC gap, internal - external")]
+    assert row["estimate"] == gap["estimate"] and row["p_value"] == gap["p_value"]
+    probe = case.marker["probes"].set_index("probe").loc["output_conditional"]
+    assert s.loc[("marker", "probe output_conditional (site): statistic"),
+                 "estimate"] == probe["statistic"]
+    # one conditional output test, the probe's (no private copy beside it)
+    assert not s.index.get_level_values("quantity").str.startswith("output ranks").any()
+
+
+def test_internal_external_metrics_matches_stats():
+    from confoundry._utils import int_seed
+    from confoundry.demos._radiograph_arm import internal_external_metrics
+    from confoundry.stats import bootstrap_metrics
+
+    rng = np.random.default_rng(4)
+    y1, y2 = rng.integers(0, 2, 150), rng.integers(0, 2, 120)
+    s1, s2 = np.clip(0.5 * y1 + rng.random(150), 0, 1.5) / 1.5, rng.random(120)
+    metrics, gap = internal_external_metrics({"internal": (y1, s1), "external": (y2, s2)},
+                                             n_boot=400, random_state=np.random.default_rng(9))
+    assert gap["estimate"] == pytest.approx(roc_auc_score(y1, s1) - roc_auc_score(y2, s2))
+    assert gap["ci_low"] < gap["estimate"] < gap["ci_high"] and gap["n_boot"] == 400
+    assert gap["p_value"] < 0.05
+    # each set's interval is bootstrap_metrics' with the seed drawn for it, in order
+    seeds = np.random.default_rng(9)
+    for split, (yy, ss) in (("internal", (y1, s1)), ("external", (y2, s2))):
+        ref = bootstrap_metrics(yy, ss, task="binary", metrics=["auroc"], n_boot=400,
+                                random_state=int_seed(seeds)).iloc[0]
+        got = metrics[(metrics["split"] == split) & (metrics["metric"] == "auroc")].iloc[0]
+        assert got["ci_low"] == pytest.approx(ref["ci_low"])
+        assert got["ci_high"] == pytest.approx(ref["ci_high"])
+    # two sets from one distribution: the gap's interval covers 0
+    y3 = rng.integers(0, 2, 150)
+    _, null = internal_external_metrics({"internal": (y1, s1), "external": (y3, np.clip(
+        0.5 * y3 + rng.random(150), 0, 1.5) / 1.5)}, n_boot=400, random_state=1)
+    assert null["ci_low"] < 0 < null["ci_high"] and null["p_value"] > 0.05
+    with pytest.raises(ValueError, match="sets"):
+        internal_external_metrics({"a": (y1, s1), "b": (y2, s2)}, n_boot=10)
 
 
 def test_case_study_script_writes_readme_tables(tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from confoundry._result import to_jsonable
 from confoundry.datasets import simulate_pneumonia
 from confoundry.demos import danger_table, train_pneumonia_mlp
-from confoundry.stats import bootstrap_metrics, paired_bootstrap
+from confoundry.stats import Z95, bootstrap_metrics, paired_bootstrap
 
 PARADOX_FEATURES = ("asthma", "chest_pain", "heart_disease")
 
@@ -69,7 +69,7 @@ def logistic_coefficients(X: pd.DataFrame, y: pd.Series, features: list[str]) ->
     se = np.sqrt(np.diag(cov))[1:] / sd.to_numpy()
     beta = m.coef_[0] / sd.to_numpy()
     out = pd.DataFrame({"feature": X.columns, "coef": beta, "se": se})
-    out["ci_low"], out["ci_high"] = out.coef - 1.96 * out.se, out.coef + 1.96 * out.se
+    out["ci_low"], out["ci_high"] = out.coef - Z95 * out.se, out.coef + Z95 * out.se
     out["p_value"] = 2 * norm.sf(np.abs(out.coef / out.se))
     return out.set_index("feature").loc[features].reset_index()
 

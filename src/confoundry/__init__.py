@@ -6,13 +6,13 @@ probe it for confounders, find where it fails, and write one self-contained repo
 Examples
 --------
 >>> import confoundry as cf
->>> sorted(n for n in ("AuditData", "as_model", "Attribution") if hasattr(cf, n))
-['Attribution', 'AuditData', 'as_model']
+>>> sorted(n for n in ("AuditData", "as_model", "AttributionResult") if hasattr(cf, n))
+['AttributionResult', 'AuditData', 'as_model']
 """
 
 from . import datasets as datasets
-from ._explanation import Attribution as Attribution
 from ._result import Finding as Finding
+from ._result import Verdict as Verdict
 from ._version import __version__ as __version__
 from .attribution import *  # noqa: F403
 from .attribution import __all__ as _attribution_all
@@ -31,7 +31,25 @@ from .report import *  # noqa: F403
 from .report import __all__ as _report_all
 
 __all__ = sorted(
-    {"Attribution", "AuditData", "Finding", "__version__"}
+    {"AuditData", "Finding", "Verdict", "__version__"}
     | set(_attribution_all) | set(_audit_all) | set(_controls_all) | set(_domains_all)
     | set(_models_all) | set(_probes_all) | set(_report_all)
 )
+
+
+def __getattr__(name: str) -> object:
+    """Old names of renamed classes and functions, with a ``DeprecationWarning`` (one release)."""
+    import importlib
+
+    for sub in ("attribution", "audit", "controls", "domains", "models", "probes", "demos",
+                "datasets"):
+        mod = importlib.import_module(f"{__name__}.{sub}")
+        new = getattr(mod, "_DEPRECATED", {}).get(name)
+        if new is not None:
+            import warnings
+
+            warnings.warn(f"confoundry.{name} is deprecated and will be removed in the next "
+                          f"release; use confoundry.{new.__name__}.", DeprecationWarning,
+                          stacklevel=2)
+            return new
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

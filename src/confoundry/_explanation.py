@@ -1,4 +1,4 @@
-"""``Attribution``: the one result type every explainer (Captum, SHAP, glass-box) returns.
+"""``AttributionResult``: the one result type every explainer (Captum, SHAP, glass-box) returns.
 
 It lives at the package root, below every layer, so that glass-box models (``models``) and the
 attribution engines (``attribution``) share it without importing each other.
@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._result import ResultMixin, to_jsonable
+from ._result import ResultMixin, internal, to_jsonable
 
 
 @dataclass(frozen=True, eq=False)
-class Attribution(ResultMixin):
+class AttributionResult(ResultMixin):
     """Per-sample, per-feature contributions to a model's output, with what produced them.
 
     Like ``shap.Explanation``: values, base values, data and names travel together.
@@ -49,19 +49,24 @@ class Attribution(ResultMixin):
     Examples
     --------
     >>> import numpy as np
-    >>> a = Attribution(values=np.array([[1.0, -2.0], [0.5, 0.0]]), base_values=0.1,
-    ...                 data=np.zeros((2, 2)), feature_names=["age", "asthma"], method="manual")
+    >>> a = AttributionResult(values=np.array([[1.0, -2.0], [0.5, 0.0]]), base_values=0.1,
+    ...                       data=np.zeros((2, 2)), feature_names=["age", "asthma"],
+    ...                       method="manual")
     >>> a.global_importance().to_dict()
     {'asthma': 1.0, 'age': 0.75}
+    >>> sorted(a.to_dict())[:4]   # the arrays stay out of the JSON record
+    ['compute_time', 'convergence_delta_max', 'feature_names', 'findings']
     """
 
-    values: np.ndarray
-    base_values: Any
-    data: np.ndarray
+    # the (n, d) arrays are internal: to_dict() summarises them (n_samples, shape, the largest
+    # convergence delta) and keeps the per-feature table, so an audit's JSON does not grow by n
+    values: np.ndarray = internal()
+    base_values: Any = internal()
+    data: np.ndarray = internal()
     feature_names: Sequence[str]
     method: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    convergence_delta: np.ndarray | None = None
+    convergence_delta: np.ndarray | None = internal(default=None)
     compute_time: float = 0.0
     output: str = "logit"
     model_name: str = ""
@@ -74,10 +79,10 @@ class Attribution(ResultMixin):
         object.__setattr__(self, "base_values", base)
         object.__setattr__(self, "feature_names", [str(f) for f in self.feature_names])
         if self.data.shape != values.shape:
-            raise ValueError(f"Attribution data has shape {self.data.shape} but values have "
+            raise ValueError(f"AttributionResult data has shape {self.data.shape} but values have "
                              f"{values.shape}; expected the same shape.")
         if values.ndim == 2 and len(self.feature_names) != values.shape[1]:
-            raise ValueError(f"Attribution has {len(self.feature_names)} feature names for "
+            raise ValueError(f"AttributionResult has {len(self.feature_names)} feature names for "
                              f"{values.shape[1]} columns of values; expected one per column.")
 
     # ------------------------------------------------------------- properties
@@ -105,16 +110,17 @@ class Attribution(ResultMixin):
         s = pd.Series(imp, index=self.feature_names, name="mean_abs_attribution")
         return s.sort_values(ascending=False, kind="mergesort")
 
-    def subset(self, rows: Any) -> Attribution:
+    def subset(self, rows: Any) -> AttributionResult:
         """The attributions of a subset of samples (boolean mask or positions)."""
         rows = np.asarray(rows)
         base = self.base_values if self.base_values.ndim == 0 else self.base_values[rows]
         delta = None if self.convergence_delta is None else np.asarray(self.convergence_delta)[rows]
-        return Attribution(self.values[rows], base, self.data[rows], self.feature_names,
+        return AttributionResult(self.values[rows], base, self.data[rows], self.feature_names,
                            self.method, dict(self.params), delta, self.compute_time, self.output,
                            self.model_name)
 
-    def pool(self, grid: tuple[int, int] = (4, 4), *, absolute: bool = False) -> Attribution:
+    def pool(self, grid: tuple[int, int] = (4, 4), *, absolute: bool = False
+             ) -> AttributionResult:
         """Tabular attributions over a coarse grid of image regions (or sequence segments).
 
         Each cell's value is the sum of the attributions of its pixels over all channels
@@ -133,13 +139,13 @@ class Attribution(ResultMixin):
 
         Returns
         -------
-        Attribution
+        AttributionResult
 
         Examples
         --------
         >>> import numpy as np
         >>> v = np.zeros((2, 1, 4, 4)); v[:, 0, 0, 0] = 1.0
-        >>> a = Attribution(v, 0.0, v, [], "manual")
+        >>> a = AttributionResult(v, 0.0, v, [], "manual")
         >>> p = a.pool((2, 2))
         >>> p.feature_names, p.values[0].tolist()
         (['r0c0', 'r0c1', 'r1c0', 'r1c1'], [1.0, 0.0, 0.0, 0.0])
@@ -175,7 +181,7 @@ class Attribution(ResultMixin):
                 data.append(cell_x.mean(axis=1))
                 names.append(f"r{i}c{j}" if gr > 1 else f"s{j}")
         params = dict(self.params) | {"pooled_grid": [gr, gc], "pooled_absolute": absolute}
-        return Attribution(np.column_stack(vals), self.base_values, np.column_stack(data), names,
+        return AttributionResult(np.column_stack(vals), self.base_values, np.column_stack(data), names,
                            self.method, params, self.convergence_delta, self.compute_time,
                            self.output, self.model_name)
 
@@ -201,16 +207,10 @@ class Attribution(ResultMixin):
                          "value_attribution_corr": r, "n": self.n_samples})
         return pd.DataFrame(rows).sort_values("rank", kind="mergesort").reset_index(drop=True)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "Attribution", "method": self.method, "model_name": self.model_name,
-            "output": self.output, "params": to_jsonable(dict(self.params)),
-            "n_samples": self.n_samples, "shape": list(self.values.shape),
-            "compute_time": self.compute_time,
-            "convergence_delta_max": (None if self.convergence_delta is None else
-                                      to_jsonable(np.nanmax(np.abs(self.convergence_delta)))),
-            "table": to_jsonable(self.to_frame()),
-        }
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"n_samples": self.n_samples, "shape": list(self.values.shape),
+                "convergence_delta_max": (None if self.convergence_delta is None else
+                                          to_jsonable(np.nanmax(np.abs(self.convergence_delta))))}
 
     def plot(self, ax: Any = None, *, max_features: int = 15) -> Any:
         """Bar chart of mean |attribution| (tabular) or mean |attribution| map (images)."""
@@ -231,3 +231,9 @@ class Attribution(ResultMixin):
             ax.set_axis_off()
             ax.set_title(f"mean |attribution| ({self.method})")
         return ax.figure
+
+
+#: the old name, kept so that ``from .._explanation import Attribution`` keeps working while
+#: the other packages move to ``AttributionResult`` (the public deprecated alias is
+#: ``confoundry.attribution.Attribution``).
+Attribution = AttributionResult

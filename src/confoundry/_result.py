@@ -284,9 +284,12 @@ def deprecated_aliases(module_name: str, aliases: Mapping[str, Any]) -> Any:
             import warnings
 
             new = aliases[name]
+            new_name = getattr(new, "__name__", name)
+            # a renamed object: the same module, the new name; a moved one: its new subpackage
+            where = (f"{module_name}.{new_name}" if new_name != name
+                     else f"{new.__module__.split('._')[0]}.{name}")
             warnings.warn(f"{module_name}.{name} is deprecated and will be removed in the next "
-                          f"release; use {module_name}.{new.__name__}.", DeprecationWarning,
-                          stacklevel=2)
+                          f"release; use {where}.", DeprecationWarning, stacklevel=2)
             return new
         raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
 

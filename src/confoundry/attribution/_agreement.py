@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
-from .._result import Finding, ResultMixin, to_jsonable
+from .._explanation import AttributionResult
+from .._result import Finding, ResultMixin, internal
 from .._utils import check_random_state
-from ..data._validation import check_positive_int
-from ..stats import bootstrap_weights
-from ._common import check_tabular, percentile_ci, rowwise_corr, weighted_rank
+from ..data._validation import check_positive_int, check_probability
+from ..stats import DEFAULT_CI, bootstrap_weights, percentile_ci
+from ._common import check_tabular, rowwise_corr, seed_record, weighted_rank
 
 SUMMARY_KEYS = ("rank_correlation", "feature_agreement", "rank_agreement", "sign_agreement",
                 "signed_rank_agreement", "pairwise_rank_agreement")
@@ -77,7 +77,7 @@ def _metrics(imp_a: np.ndarray, imp_b: np.ndarray, dir_a: np.ndarray, dir_b: np.
 
 
 @dataclass(frozen=True, eq=False)
-class Agreement(ResultMixin):
+class AgreementResult(ResultMixin):
     """How far two explanations agree, feature by feature and overall.
 
     Attributes
@@ -94,6 +94,9 @@ class Agreement(ResultMixin):
     n_boot : int
     paired : bool
         True when both explanations cover the same samples, resampled together.
+    ci : float
+    params : dict
+        Provenance: ``k``, ``n_boot``, ``ci``, ``random_state``.
     """
 
     table: pd.DataFrame
@@ -104,20 +107,30 @@ class Agreement(ResultMixin):
     n: int
     n_boot: int
     paired: bool
-    ci: float = 0.95
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    ci: float = DEFAULT_CI
+    extra: Mapping[str, Any] = internal(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        """The six agreement metrics, each ``{"estimate", "ci_low", "ci_high"}``.
+    def summary(self) -> pd.DataFrame:
+        """The six agreement metrics, one row each: ``metric``, ``estimate``, ``ci_low``,
+        ``ci_high``, ``k``, ``n``, ``n_boot``.
 
-        Keys: ``rank_correlation`` (Spearman of global importance), ``feature_agreement``,
+        Metrics: ``rank_correlation`` (Spearman of global importance), ``feature_agreement``,
         ``rank_agreement``, ``sign_agreement``, ``signed_rank_agreement`` (top-k, Krishna et al.
         2022) and ``pairwise_rank_agreement`` (all pairs of features).
         """
-        m = self.metrics.set_index("metric")
-        return {key: {"estimate": float(m.loc[key, "estimate"]),
-                      "ci_low": float(m.loc[key, "ci_low"]),
-                      "ci_high": float(m.loc[key, "ci_high"])} for key in SUMMARY_KEYS}
+        m = self.metrics.set_index("metric").loc[list(SUMMARY_KEYS)]
+        return m.reset_index()
+
+    @property
+    def _pair(self) -> str:
+        # a finding is about the pair: DL vs EBM and DL vs logistic are different findings
+        return f"{self.name_a} vs {self.name_b}"
+
+    def _metric(self, key: str) -> dict[str, float]:
+        row = self.metrics.set_index("metric").loc[key]
+        return {"estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]),
+                "ci_high": float(row["ci_high"])}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per feature: ``feature``, ``importance_a``, ``rank_a``, ``importance_b``,
@@ -151,25 +164,23 @@ class Agreement(ResultMixin):
                 f"{self.name_a} and {self.name_b} disagree on the direction of "
                 f"'{row['feature']}' (a top-{self.k} feature): "
                 f"{_dir_word(row['direction_a'])} vs {_dir_word(row['direction_b'])}.",
-                subject=str(row["feature"]), model=self.name_a,
+                subject=str(row["feature"]), model=self._pair, domain="overall",
                 evidence={"direction_a": row["direction_a"], "direction_b": row["direction_b"],
                           "rank_a": row["rank_a"], "rank_b": row["rank_b"],
                           "other_model": self.name_b, "n": self.n}))
-        s = self.summary()["rank_correlation"]
+        s = self._metric("rank_correlation")
         if np.isfinite(s["ci_high"]) and s["ci_high"] < 0.5:
             out.append(Finding(
                 "attribution_disagreement", "medium", 8,
                 f"{self.name_a} and {self.name_b} rank the features differently (Spearman "
                 f"{s['estimate']:.2f}, {self.ci:.0%} CI {s['ci_low']:.2f} to {s['ci_high']:.2f}).",
-                subject="global ranking", model=self.name_a,
+                subject="global ranking", model=self._pair, domain="overall",
                 evidence={**s, "other_model": self.name_b, "n": self.n, "n_boot": self.n_boot}))
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "Agreement", "name_a": self.name_a, "name_b": self.name_b, "k": self.k,
-                "n": self.n, "n_boot": self.n_boot, "paired": self.paired,
-                "summary": to_jsonable(self.summary()), "table": to_jsonable(self.table),
-                "findings": [f.to_dict() for f in self.findings()]}
+    def _extra_dict(self) -> dict[str, Any]:
+        # the JSON key of earlier releases: metric -> {estimate, ci_low, ci_high}
+        return {"summary": {key: self._metric(key) for key in SUMMARY_KEYS}}
 
     def plot(self, ax: Any = None, *, max_features: int = 15) -> Any:
         """Side-by-side bars of normalised importance (left: a, right: b), top features by
@@ -193,7 +204,7 @@ class Agreement(ResultMixin):
         ax.set_xlim(-1.05, 1.05)
         ax.set_xticks([-1, -0.5, 0, 0.5, 1], ["1", "0.5", "0", "0.5", "1"])
         ax.set_xlabel(f"relative mean |attribution|   ←  {self.name_a}   |   {self.name_b}  →")
-        s = self.summary()["rank_correlation"]
+        s = self._metric("rank_correlation")
         ax.set_title(f"rank correlation {s['estimate']:.2f} [{s['ci_low']:.2f}, "
                      f"{s['ci_high']:.2f}]; red: increasing, blue: decreasing; (!) disagree",
                      fontsize=9)
@@ -204,19 +215,19 @@ def _dir_word(v: float) -> str:
     return {1: "increasing", -1: "decreasing"}.get(int(v), "flat")
 
 
-def _label(a: Attribution, fallback: str) -> str:
+def _label(a: AttributionResult, fallback: str) -> str:
     return f"{a.model_name}:{a.method}" if a.model_name else (a.method or fallback)
 
 
 def compare_attributions(
-    a: Attribution,
-    b: Attribution,
+    a: AttributionResult,
+    b: AttributionResult,
     *,
     k: int = 5,
     n_boot: int = 500,
     random_state: Any = None,
-    ci: float = 0.95,
-) -> Agreement:
+    ci: float = DEFAULT_CI,
+) -> AgreementResult:
     """Compare two explanations: global ranks, top-k agreement, directions, with bootstrap CIs.
 
     Global importance is the mean |attribution| per feature; a feature's direction is the sign
@@ -230,7 +241,7 @@ def compare_attributions(
 
     Parameters
     ----------
-    a, b : Attribution
+    a, b : AttributionResult
         Tabular attributions over the same features (matched by name; order may differ).
     k : int
         Size of the top-k sets (at most the number of features).
@@ -242,18 +253,19 @@ def compare_attributions(
 
     Returns
     -------
-    Agreement
+    AgreementResult
 
     Examples
     --------
     >>> import numpy as np
-    >>> from confoundry import Attribution
+    >>> from confoundry._explanation import AttributionResult
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 4)); w = np.array([3.0, -2.0, 1.0, 0.1])
-    >>> a = Attribution(X * w, 0.0, X, ["a", "b", "c", "d"], "manual")
-    >>> b = Attribution(X * w * 1.5, 0.0, X, ["a", "b", "c", "d"], "manual2")
+    >>> a = AttributionResult(X * w, 0.0, X, ["a", "b", "c", "d"], "manual")
+    >>> b = AttributionResult(X * w * 1.5, 0.0, X, ["a", "b", "c", "d"], "manual2")
     >>> ag = compare_attributions(a, b, k=2, n_boot=50, random_state=0)
-    >>> ag.summary()["feature_agreement"]["estimate"], ag.summary()["sign_agreement"]["estimate"]
+    >>> s = ag.summary().set_index("metric")["estimate"]
+    >>> float(s["feature_agreement"]), float(s["sign_agreement"])
     (1.0, 1.0)
     """
     check_tabular(a, "a")
@@ -269,6 +281,7 @@ def compare_attributions(
     if k > d:
         raise ValueError(f"k={k} is larger than the number of features ({d}); expected k <= {d}.")
     n_boot = check_positive_int(n_boot, "n_boot")
+    ci = check_probability(ci, "ci")
     rng = check_random_state(random_state)
     pos_b = [fb.index(f) for f in fa]
     A, XA = a.values, a.data
@@ -321,5 +334,8 @@ def compare_attributions(
         "monotonicity_a": mono_a, "monotonicity_b": mono_b,
         "in_top_k_a": top_a, "in_top_k_b": top_b, "disagree": disagree,
     }).sort_values(["rank_a", "rank_b"], kind="mergesort").reset_index(drop=True)
-    return Agreement(table=table, metrics=metrics, name_a=_label(a, "a"), name_b=_label(b, "b"),
-                     k=k, n=int(A.shape[0]), n_boot=n_boot, paired=paired, ci=ci)
+    return AgreementResult(table=table, metrics=metrics, name_a=_label(a, "a"),
+                           name_b=_label(b, "b"), k=k, n=int(A.shape[0]), n_boot=n_boot,
+                           paired=paired, ci=ci,
+                           params={"k": k, "n_boot": n_boot, "ci": ci,
+                                   "random_state": seed_record(random_state)})

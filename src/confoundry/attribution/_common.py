@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
+from .._explanation import AttributionResult
 from ..data import AuditData
 from ..data._validation import describe
 from ..models import ModelAdapter, as_model
@@ -22,43 +22,44 @@ except ImportError:  # pragma: no cover
 _EPS = 1e-7
 
 
-def as_audit_data(X: Any, name: str = "X") -> AuditData:
-    """``X`` validated through :class:`AuditData` (an ``AuditData`` is returned as is)."""
-    if isinstance(X, AuditData):
-        return X
-    return AuditData(X)
+def wants_frame(data: AuditData) -> bool:
+    """Whether the model gets DataFrames (tabular data the user did not give as an array or a
+    tensor: a model fitted on arrays gets arrays, one fitted on a DataFrame its columns)."""
+    if not (data.is_tabular and isinstance(data.X, pd.DataFrame)):
+        return False
+    source = getattr(data, "X_source", None)
+    return not (isinstance(source, np.ndarray)
+                or (torch is not None and isinstance(source, torch.Tensor)))
+
+
+def seed_record(random_state: Any) -> Any:
+    """What ``params`` records of a ``random_state``: the int, None, or the type's name (a
+    Generator cannot be written down)."""
+    if random_state is None or isinstance(random_state, (bool, str)):
+        return random_state
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    return type(random_state).__name__
 
 
 def adapter_for(model: Any) -> ModelAdapter:
     """``as_model(model)``; errors keep the name of the argument."""
-    if isinstance(model, Attribution):
-        raise TypeError("model is an Attribution; expected a model (torch module, estimator, "
+    if isinstance(model, AttributionResult):
+        raise TypeError("model is an AttributionResult; expected a model (torch module, estimator, "
                         "callable or ModelAdapter).")
     return as_model(model)
 
 
 def rows_for_model(data: AuditData, rows: np.ndarray | None = None) -> Any:
-    """The rows of ``data.X`` in the form the model expects (a DataFrame keeps its columns)."""
-    X = data.X
+    """The rows of ``data`` in the form the model expects (see :func:`wants_frame`)."""
+    X = data.X if wants_frame(data) else data.values
     if rows is None:
         return X
     return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
 
 
-def resolve_output(adapter: ModelAdapter, data: AuditData) -> tuple[str, int]:
-    """What the model returns (``"logits"``, ``"probabilities"``, ``"values"``, ``"labels"``)
-    and how many output columns, from a forward pass on at most 64 rows."""
-    sample = rows_for_model(data, np.arange(min(64, data.n_samples)))
-    raw = adapter.predict_raw(sample)
-    if adapter.output_ is None:
-        adapter.predict_scores(sample)
-    kind = adapter.output_ or "values"
-    n_out = 1 if raw.ndim == 1 else int(raw.shape[1])
-    return kind, n_out
-
-
 def explained_output(kind: str, n_out: int, task: str | None) -> str:
-    """The name of the explained quantity for ``Attribution.output``."""
+    """The name of the explained quantity for ``AttributionResult.output``."""
     if kind in ("values", "labels"):
         return "value"
     if n_out > 2 or task == "multiclass":
@@ -114,6 +115,50 @@ def model_output(adapter: ModelAdapter, X: Any, *, target: int | None = None) ->
     return np.asarray(out, dtype=np.float64)
 
 
+def output_from_scores(scores: Any, n: int, *, task: str | None,
+                       target: int | None = None) -> np.ndarray:
+    """The explained output (as :func:`model_output` computes it) from precomputed scores.
+
+    ``scores`` follow :meth:`ModelAdapter.predict_scores`: P(class 1) ``(n,)`` for binary tasks
+    (returned as the log-odds), class probabilities ``(n, K)`` for multiclass (column
+    ``target``), values for regression. Without a task, 1-D scores inside [0, 1] are read as
+    probabilities.
+
+    Examples
+    --------
+    >>> output_from_scores([0.5, 0.8], 2, task="binary").round(4).tolist()
+    [0.0, 1.3863]
+    """
+    try:
+        s = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"scores={describe(scores)} could not be read as numbers; expected the "
+                        "model's scores on the rows of X.") from None
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.ndim not in (1, 2) or s.shape[0] != n:
+        raise ValueError(f"scores has shape {s.shape}; expected ({n},) or ({n}, K): one score "
+                         "per row of X.")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contains NaN or infinite values; expected finite scores.")
+    if s.ndim == 2:
+        if target is None:
+            raise ValueError(f"scores has {s.shape[1]} columns (class probabilities); pass "
+                             "target=<class index> to say which class to explain.")
+        if not 0 <= int(target) < s.shape[1]:
+            raise ValueError(f"target={target!r} is not valid; expected a class index in "
+                             f"0..{s.shape[1] - 1}.")
+        return s[:, int(target)]
+    probabilities = bool(np.all((s >= 0) & (s <= 1)))
+    if task == "regression" or (task is None and not probabilities):
+        return s
+    if not probabilities:
+        raise ValueError(f"scores has values outside [0, 1] for task={task!r}; expected the "
+                         "probability of class 1 (predict_scores).")
+    p = np.clip(s, _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
 @contextlib.contextmanager
 def frozen_module(module: Any) -> Iterator[None]:
     """Eval mode and no parameter gradients for the duration; every flag restored afterwards.
@@ -139,9 +184,9 @@ def frozen_module(module: Any) -> Iterator[None]:
             p.grad = grad
 
 
-def check_tabular(attr: Attribution, name: str) -> None:
-    if not isinstance(attr, Attribution):
-        raise TypeError(f"{name} is {describe(attr)}; expected an Attribution (from "
+def check_tabular(attr: AttributionResult, name: str) -> None:
+    if not isinstance(attr, AttributionResult):
+        raise TypeError(f"{name} is {describe(attr)}; expected an AttributionResult (from "
                         "confoundry.attribute or a glass-box model's explain()).")
     if not attr.is_tabular:
         raise ValueError(f"{name} has values of shape {attr.values.shape}; expected tabular "
@@ -162,14 +207,3 @@ def rowwise_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     den = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (a * b).sum(axis=-1) / np.where(den > 0, den, 1.0), np.nan)
-
-
-def percentile_ci(reps: np.ndarray, ci: float = 0.95, axis: int = 0) -> tuple[Any, Any]:
-    import warnings
-
-    alpha = (1 - ci) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo = np.nanquantile(reps, alpha, axis=axis)
-        hi = np.nanquantile(reps, 1 - alpha, axis=axis)
-    return lo, hi

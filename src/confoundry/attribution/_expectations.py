@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
+from .._explanation import AttributionResult
 from .._result import Finding, ResultMixin
-from .._utils import check_random_state
+from .._utils import check_random_state, progress
+from ..data import ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
-from ..stats import bh_adjust, bootstrap_p_value, bootstrap_weights
-from ._common import adapter_for, as_audit_data, model_output, percentile_ci
+from ..stats import DEFAULT_CI, bh_adjust, bootstrap_weights, difference_summary
+from ._common import adapter_for, model_output, seed_record, wants_frame
 
 _ALIASES = {
     "increasing": "increasing", "increase": "increasing", "+": "increasing",
@@ -43,12 +44,14 @@ class ExpectationResult(ResultMixin):
     ``table`` columns: ``model``, ``feature``, ``expected``, ``observed``, ``effect``,
     ``ci_low``, ``ci_high``, ``p_value``, ``q_value`` (Benjamini-Hochberg over all rows),
     ``violated``, ``source`` (``"model"`` or the attribution method), ``low``, ``high`` (the
-    compared feature values), ``n``, ``n_boot``.
+    compared feature values), ``n``, ``n_boot``. ``params``: ``n_boot``, ``ci``, ``target``,
+    ``random_state``, ``expectations``.
     """
 
     table: pd.DataFrame
     ci: float
     n_boot: int
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -73,7 +76,7 @@ class ExpectationResult(ResultMixin):
                 "expectation_violation", "high", 9,
                 f"{r['model']}: '{r['feature']}' {verb} the output although it is expected to "
                 f"be {r['expected']} (effect {r['effect']:+.3g}, {ci_txt}).",
-                subject=str(r["feature"]), model=str(r["model"]),
+                subject=str(r["feature"]), model=str(r["model"]), domain="overall",
                 evidence={k: r[k] for k in ("expected", "observed", "effect", "ci_low", "ci_high",
                                             "p_value", "q_value", "source", "low", "high", "n",
                                             "n_boot")}))
@@ -107,9 +110,10 @@ def check_expectations(
     expectations: Mapping[str, str],
     *,
     n_boot: int = 500,
-    ci: float = 0.95,
+    ci: float = DEFAULT_CI,
     target: int | None = None,
     random_state: Any = None,
+    verbose: bool = True,
 ) -> ExpectationResult:
     """Check declared directions ("asthma must not lower the risk") against every model.
 
@@ -117,14 +121,15 @@ def check_expectations(
     in the model's explained output (log-odds for binary classifiers) when the feature moves
     from a low to a high value with everything else held at the sample's values (0 -> 1 for a
     binary feature, first -> third quartile otherwise): what the model does, not what the data
-    say. For an ``Attribution`` it is the slope of the feature's attribution on its value,
+    say. For an ``AttributionResult`` it is the slope of the feature's attribution on its value,
     times the same step. The CI is a percentile bootstrap over samples; ``violated`` is True
     only when the whole CI lies on the wrong side of zero.
 
     Parameters
     ----------
-    models : dict of str to model or Attribution
-        Anything :func:`confoundry.as_model` accepts, or an ``Attribution`` computed on any rows.
+    models : dict of str to model or AttributionResult
+        Anything :func:`confoundry.as_model` accepts (glass-box models included), or an
+        ``AttributionResult`` computed on any rows.
     X : DataFrame, ndarray or AuditData
         Samples on which model effects are computed.
     expectations : dict of str to {"increasing", "decreasing"}
@@ -134,6 +139,8 @@ def check_expectations(
     target : int, optional
         Class whose probability is examined, for multiclass models.
     random_state : None, int or Generator
+    verbose : bool
+        Show a progress bar over the models.
 
     Returns
     -------
@@ -148,13 +155,13 @@ def check_expectations(
     >>> y = (rng.random(400) < 1 / (1 + np.exp(-(0.05 * (X.age - 60) - 1.5 * X.asthma)))).astype(int)
     >>> m = LogisticRegression().fit(X, y)
     >>> res = check_expectations({"lr": m}, X, {"asthma": "increasing", "age": "increasing"},
-    ...                          n_boot=100, random_state=0)
+    ...                          n_boot=100, random_state=0, verbose=False)
     >>> res.to_frame().set_index("feature")["violated"].to_dict()
     {'asthma': True, 'age': False}
     """
     if not isinstance(models, Mapping) or not models:
         raise TypeError(f"models={describe(models)} is not valid; expected a non-empty dict of "
-                        "name to model or Attribution.")
+                        "name to model or AttributionResult.")
     if not isinstance(expectations, Mapping) or not expectations:
         raise TypeError(f"expectations={describe(expectations)} is not valid; expected a "
                         "non-empty dict of feature name to 'increasing' or 'decreasing'.")
@@ -169,9 +176,9 @@ def check_expectations(
     ci = check_probability(ci, "ci")
     rng = check_random_state(random_state)
     data = None
-    needs_X = any(not isinstance(m, Attribution) for m in models.values())
+    needs_X = any(not isinstance(m, AttributionResult) for m in models.values())
     if needs_X or X is not None:
-        data = as_audit_data(X)
+        data = ensure_data(X)
         if not data.is_tabular:
             raise ValueError(f"X has shape {data.values.shape}; expected tabular (n, d) inputs.")
         missing = [f for f in expected if f not in data.feature_names]
@@ -179,23 +186,24 @@ def check_expectations(
             raise ValueError(f"expectations name feature(s) {missing} that are not columns of X; "
                              f"expected some of {describe(data.feature_names)}.")
     rows = []
-    for name, obj in models.items():
-        if isinstance(obj, Attribution):
+    for name, obj in progress(list(models.items()), desc="expectations", verbose=verbose):
+        if isinstance(obj, AttributionResult):
             rows.extend(_attribution_rows(str(name), obj, expected, n_boot, ci, rng))
         else:
-            rows.extend(_model_rows(str(name), obj, data, expected, n_boot, ci, target, rng,
-                                    frame=not isinstance(X, np.ndarray)))
+            rows.extend(_model_rows(str(name), obj, data, expected, n_boot, ci, target, rng))
     table = pd.DataFrame(rows)
     table["q_value"] = bh_adjust(table["p_value"].to_numpy())
     cols = ["model", "feature", "expected", "observed", "effect", "ci_low", "ci_high", "p_value",
             "q_value", "violated", "source", "low", "high", "n", "n_boot"]
-    return ExpectationResult(table=table[cols], ci=ci, n_boot=n_boot)
+    params = {"n_boot": n_boot, "ci": ci, "target": target,
+              "random_state": seed_record(random_state), "expectations": expected}
+    return ExpectationResult(table=table[cols], ci=ci, n_boot=n_boot, params=params)
 
 
 def _summarise(name: str, feat: str, exp: str, est: float, reps: np.ndarray, ci: float,
                source: str, lo: float, hi: float, n: int, n_boot: int) -> dict[str, Any]:
-    c_lo, c_hi = percentile_ci(reps, ci)
-    p = bootstrap_p_value(reps)
+    diff = difference_summary(reps, ci)  # the effect's CI and its p-value against 0
+    c_lo, c_hi, p = diff["ci_low"], diff["ci_high"], diff["p_value"]
     violated = bool(c_hi < 0) if exp == "increasing" else bool(c_lo > 0)
     observed = "increasing" if est > 0 else ("decreasing" if est < 0 else "flat")
     return {"model": name, "feature": feat, "expected": exp, "observed": observed,
@@ -205,8 +213,7 @@ def _summarise(name: str, feat: str, exp: str, est: float, reps: np.ndarray, ci:
 
 
 def _model_rows(name: str, model: Any, data: Any, expected: dict[str, str], n_boot: int,
-                ci: float, target: int | None, rng: np.random.Generator,
-                frame: bool = True) -> list[dict[str, Any]]:
+                ci: float, target: int | None, rng: np.random.Generator) -> list[dict[str, Any]]:
     adapter = adapter_for(model)
     X = data.X
     n = data.n_samples
@@ -218,6 +225,7 @@ def _model_rows(name: str, model: Any, data: Any, expected: dict[str, str], n_bo
         blocks.append(X.assign(**{f: lo}))
         blocks.append(X.assign(**{f: hi}))
     big = pd.concat(blocks, ignore_index=True)
+    frame = wants_frame(data)  # models fitted on arrays get arrays
     out = model_output(adapter, big if frame else big.to_numpy(), target=target)
     out = out.reshape(len(feats), 2, n)
     E = out[:, 1, :] - out[:, 0, :]  # (features, n) per-sample effects
@@ -227,10 +235,10 @@ def _model_rows(name: str, model: Any, data: Any, expected: dict[str, str], n_bo
             for i, (f, (lo, hi)) in enumerate(zip(feats, steps))]
 
 
-def _attribution_rows(name: str, attr: Attribution, expected: dict[str, str], n_boot: int,
+def _attribution_rows(name: str, attr: AttributionResult, expected: dict[str, str], n_boot: int,
                       ci: float, rng: np.random.Generator) -> list[dict[str, Any]]:
     if not attr.is_tabular:
-        raise ValueError(f"models[{name!r}] is an Attribution of shape {attr.values.shape}; "
+        raise ValueError(f"models[{name!r}] is an AttributionResult of shape {attr.values.shape}; "
                          "expected tabular attributions.")
     missing = [f for f in expected if f not in attr.feature_names]
     if missing:

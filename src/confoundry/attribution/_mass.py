@@ -8,109 +8,32 @@ the lungs at one hospital and at a corner token at another is using the hospital
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
-from .._result import Finding, ResultMixin, to_jsonable
+from .._result import Finding, ResultMixin, internal
 from .._utils import check_random_state
 from ..data._validation import check_positive_int, check_probability, describe
-from ..stats import bh_adjust, monte_carlo_se, permutation_p_value
+from ..stats import (
+    DEFAULT_CI,
+    DEFAULT_FDR,
+    bh_adjust,
+    monte_carlo_se,
+    percentile_ci,
+    permutation_p_value,
+)
+from ._common import seed_record
+from ._share import attribution_mass
+
+__all__ = ["MassByGroupResult", "attribution_mass", "mass_by_group"]
 
 #: at most this many cells (permutations x samples) are held in memory at once
 _MAX_CELLS = 4_000_000
-
-
-def _abs_values(attribution: Any) -> np.ndarray:
-    if isinstance(attribution, Attribution):
-        values = attribution.values
-    elif isinstance(attribution, (np.ndarray, list, tuple)) or hasattr(attribution, "__array__"):
-        try:
-            values = np.asarray(getattr(attribution, "detach", lambda: attribution)(),
-                                dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"attribution={describe(attribution)}; expected an Attribution or a "
-                            "numeric array of per-sample attributions.") from None
-    else:
-        raise TypeError(f"attribution={describe(attribution)}; expected an Attribution or a "
-                        "numeric array of per-sample attributions.")
-    if values.ndim < 2:
-        raise ValueError(f"attribution has values of shape {values.shape}; expected at least 2 "
-                         "dimensions (n_samples, ...).")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("attribution has NaN or infinite values; expected finite attributions.")
-    return np.abs(values)
-
-
-def _broadcast_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """A boolean mask broadcast to the attribution's ``shape`` = ``(n, *sample_shape)``.
-
-    Accepted: the sample shape (one region for all samples), ``(n, *sample_shape)``, or a
-    mask that omits the channel axis of ``(n, C, H, W)`` values: ``(H, W)`` or ``(n, H, W)``.
-    """
-    m = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask)
-    if m.dtype != bool:
-        if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
-            raise ValueError(f"mask has dtype {m.dtype} with values other than 0/1; expected a "
-                             "boolean mask.")
-        m = m.astype(bool)
-    n, sample = shape[0], shape[1:]
-    if m.shape == sample:
-        m = m[None]
-    elif m.shape == shape:
-        pass
-    elif len(sample) == 3 and m.shape == sample[1:]:          # (H, W) for (n, C, H, W)
-        m = m[None, None]
-    elif len(sample) == 3 and m.shape == (n, *sample[1:]):    # (n, H, W) for (n, C, H, W)
-        m = m[:, None]
-    else:
-        raise ValueError(f"mask has shape {m.shape}; expected {sample}, {shape}"
-                         + (f", {sample[1:]} or {(n, *sample[1:])}" if len(sample) == 3 else "")
-                         + " to match attributions of shape " + f"{shape}.")
-    return np.broadcast_to(m, shape)
-
-
-def attribution_mass(attribution: Attribution | np.ndarray, mask: Any) -> np.ndarray:
-    """Per-sample share of absolute attribution that falls inside ``mask``.
-
-    ``share_i = sum(|a_i| * mask_i) / sum(|a_i|)``, summed over channels and pixels (or over
-    features for tabular attributions). 1 means the model's attribution lies entirely inside the
-    region, 0 entirely outside. A sample whose attributions are all zero gets NaN.
-
-    Parameters
-    ----------
-    attribution : Attribution or ndarray
-        Per-sample attributions ``(n, ...)``: images ``(n, C, H, W)`` or ``(n, H, W)``, or
-        tabular ``(n, d)``.
-    mask : array-like of bool
-        The region: one mask for all samples (the sample shape, e.g. ``(H, W)`` or ``(d,)``) or
-        one per sample (``(n, H, W)``); a mask without the channel axis applies to every channel.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        Shares in ``[0, 1]`` (NaN where the total attribution is zero).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = np.zeros((2, 1, 4, 4)); a[0, 0, 0, 0] = 3.0; a[0, 0, 3, 3] = -1.0; a[1, 0, 3, 3] = 2.0
-    >>> mask = np.zeros((4, 4), dtype=bool); mask[:2, :2] = True
-    >>> attribution_mass(a, mask).tolist()
-    [0.75, 0.0]
-    """
-    v = _abs_values(attribution)
-    m = _broadcast_mask(mask, v.shape)
-    n = v.shape[0]
-    flat = v.reshape(n, -1)
-    total = flat.sum(axis=1)
-    inside = np.where(m.reshape(n, -1), flat, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
-    return np.clip(share, 0.0, 1.0)
 
 
 def _kruskal_stats(ranks: np.ndarray, codes: np.ndarray, n_groups: int, perms: np.ndarray | None
@@ -156,6 +79,10 @@ class MassByGroupResult(ResultMixin):
     pairwise : DataFrame
         Every pair of groups: difference in mean share, Mann-Whitney-type permutation p and
         Benjamini-Hochberg q.
+    fdr : float
+        Level at which the difference is reported (``significant``, ``findings``).
+    params : dict
+        Provenance: ``n_permutations``, ``n_boot``, ``fdr``, ``ci``, ``random_state``.
     """
 
     table: pd.DataFrame
@@ -165,17 +92,23 @@ class MassByGroupResult(ResultMixin):
     effect_size: float
     n: int
     n_permutations: int
-    alpha: float = 0.05
+    fdr: float = DEFAULT_FDR
     region: str = "mask"
     group_name: str = "group"
     pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)
     conditional: bool = False
-    shares: np.ndarray = field(default_factory=lambda: np.empty(0))
-    groups: np.ndarray = field(default_factory=lambda: np.empty(0))
+    shares: np.ndarray = internal(default_factory=lambda: np.empty(0))
+    groups: np.ndarray = internal(default_factory=lambda: np.empty(0))
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def significant(self) -> bool:
-        return bool(self.p_value < self.alpha)
+        return bool(self.p_value < self.fdr)
+
+    @property
+    def alpha(self) -> float:
+        """The old name of :attr:`fdr`."""
+        return self.fdr
 
     def to_frame(self) -> pd.DataFrame:
         """Per-group shares, with the overall test repeated on every row."""
@@ -188,15 +121,8 @@ class MassByGroupResult(ResultMixin):
         out["significant"] = self.significant
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "region": self.region, "group_name": self.group_name,
-                "statistic": self.statistic, "p_value": self.p_value,
-                "p_value_se": self.p_value_se, "effect_size": self.effect_size, "n": self.n,
-                "n_permutations": self.n_permutations, "alpha": self.alpha,
-                "conditional": self.conditional,
-                "significant": self.significant, "table": to_jsonable(self.table),
-                "pairwise": to_jsonable(self.pairwise),
-                "findings": [f.to_dict() for f in self.findings()]}
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"significant": self.significant}
 
     def findings(self) -> list[Finding]:
         if not self.significant:
@@ -244,14 +170,17 @@ class MassByGroupResult(ResultMixin):
 
 def mass_by_group(
     mass: Any,
-    groups: Any,
+    by: Any = None,
     *,
     n_permutations: int = 1000,
     n_boot: int = 1000,
     strata: Any = None,
-    alpha: float = 0.05,
+    fdr: float = DEFAULT_FDR,
+    ci: float = DEFAULT_CI,
     region: str = "mask",
     random_state: Any = None,
+    groups: Any = None,
+    alpha: float | None = None,
 ) -> MassByGroupResult:
     """Test whether the share of attribution inside a region differs between groups.
 
@@ -266,8 +195,9 @@ def mass_by_group(
     ----------
     mass : array-like of shape (n,)
         Per-sample shares, e.g. from :func:`attribution_mass`. NaN samples are dropped.
-    groups : array-like of shape (n,)
+    by : array-like of shape (n,)
         Group of each sample (site, scanner, batch); at least two groups with two samples each.
+        A named Series gives its name to the findings.
     n_permutations : int, default 1000
     n_boot : int, default 1000
         Bootstrap replicates for the per-group CI of the mean share.
@@ -277,11 +207,15 @@ def mass_by_group(
         whenever the outcome differs by group: attributions differ between positive and negative
         images, so a site with more pneumonia would otherwise look at the lungs more even for a
         model that ignores the site.
-    alpha : float, default 0.05
+    fdr : float, default 0.05
         Level at which a difference is reported as a finding.
+    ci : float, default 0.95
+        Level of the per-group bootstrap CIs.
     region : str, default "mask"
         Name of the region, for titles (e.g. ``"lung field"``).
     random_state : None, int or numpy Generator
+    groups, alpha : deprecated
+        The old names of ``by`` and ``fdr``.
 
     Returns
     -------
@@ -298,26 +232,37 @@ def mass_by_group(
     """
     from scipy.stats import rankdata
 
+    if groups is not None:
+        _deprecated("groups", "by", clash=by is not None)
+        by = groups
+    if alpha is not None:
+        _deprecated("alpha", "fdr", clash=fdr != DEFAULT_FDR)
+        fdr = alpha
+    if by is None:
+        raise TypeError("mass_by_group needs by= (the group of each sample: site, scanner, "
+                        "batch); got None.")
     n_permutations = check_positive_int(n_permutations, "n_permutations")
     n_boot = check_positive_int(n_boot, "n_boot")
-    alpha = check_probability(alpha, "alpha")
+    fdr = check_probability(fdr, "fdr")
+    ci = check_probability(ci, "ci")
+    groups = by
     try:
         s = np.asarray(mass, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         raise TypeError(f"mass={describe(mass)}; expected a numeric array of shares.") from None
     if isinstance(groups, pd.DataFrame):
         if groups.shape[1] != 1:
-            raise ValueError(f"groups is a DataFrame with {groups.shape[1]} columns; expected one "
+            raise ValueError(f"by is a DataFrame with {groups.shape[1]} columns; expected one "
                              "column (or a Series / array).")
         groups = groups.iloc[:, 0]
     group_name = str(groups.name) if isinstance(groups, pd.Series) and groups.name is not None \
         else "group"
     g = np.asarray(groups.astype(str) if isinstance(groups, pd.Series) else groups)
     if g.ndim != 1 or len(g) != len(s):
-        raise ValueError(f"groups has shape {g.shape} but mass has {len(s)} values; expected one "
-                         "group per value.")
+        raise ValueError(f"by has shape {g.shape} but mass has {len(s)} values; expected one "
+                         "group per value (by= holds the groups of the samples).")
     if pd.isna(pd.Series(g)).any():
-        raise ValueError("groups has missing values; expected a group for every sample.")
+        raise ValueError("by has missing values; expected a group for every sample.")
     if strata is None:
         st = np.zeros(len(s), dtype=np.int64)
     else:
@@ -331,7 +276,7 @@ def mass_by_group(
     levels, codes = np.unique(g.astype(str), return_inverse=True)
     sizes = np.bincount(codes, minlength=len(levels))
     if len(levels) < 2 or np.any(sizes < 2):
-        raise ValueError(f"groups has levels {levels.tolist()} with sizes {sizes.tolist()} (after "
+        raise ValueError(f"by has levels {levels.tolist()} with sizes {sizes.tolist()} (after "
                          "dropping NaN shares); expected at least two groups of two samples.")
     rng = check_random_state(random_state)
     n, k = len(s), len(levels)
@@ -377,7 +322,7 @@ def mass_by_group(
         sj = s[codes == j]
         idx = rng.integers(0, len(sj), size=(n_boot, len(sj)))
         boots = sj[idx].mean(axis=1)
-        lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+        lo, hi = percentile_ci(boots, ci)
         row = {"group": level, "n": int(len(sj)), "mean_share": float(sj.mean()),
                "ci_low": float(lo), "ci_high": float(hi),
                "median_share": float(np.median(sj)),
@@ -395,7 +340,7 @@ def mass_by_group(
                 adj += w_strata[t] * cell.mean()
                 adj_boot += w_strata[t] * cell[ci_idx].mean(axis=1)
             a_lo, a_hi = ((np.nan, np.nan) if not np.isfinite(adj)
-                          else np.quantile(adj_boot, [alpha / 2, 1 - alpha / 2]))
+                          else percentile_ci(adj_boot, ci))
             row |= {"adjusted_mean_share": float(adj), "adjusted_ci_low": float(a_lo),
                     "adjusted_ci_high": float(a_hi)}
         rows.append(row)
@@ -416,6 +361,18 @@ def mass_by_group(
     pairwise["q_value"] = bh_adjust(pairwise["p_value"].to_numpy())
     return MassByGroupResult(table=table, statistic=h_obs, p_value=p,
                              p_value_se=monte_carlo_se(p, n_permutations), effect_size=eps2,
-                             n=n, n_permutations=n_permutations, alpha=alpha, region=region,
+                             n=n, n_permutations=n_permutations, fdr=fdr, region=region,
                              group_name=group_name, pairwise=pairwise, shares=s, groups=g,
-                             conditional=strata is not None)
+                             conditional=strata is not None,
+                             params={"n_permutations": n_permutations, "n_boot": n_boot,
+                                     "fdr": fdr, "ci": ci, "strata": strata is not None,
+                                     "random_state": seed_record(random_state)})
+
+
+def _deprecated(old_name: str, new_name: str, *, clash: bool) -> None:
+    """Warn that ``old_name=`` is deprecated; a ``TypeError`` when both names were given."""
+    if clash:
+        raise TypeError(f"mass_by_group got both {new_name}= and its deprecated name "
+                        f"{old_name}=; expected only {new_name}=.")
+    warnings.warn(f"mass_by_group({old_name}=...) is deprecated; use {new_name}=.",
+                  DeprecationWarning, stacklevel=3)

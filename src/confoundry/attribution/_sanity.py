@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
+from .._explanation import AttributionResult
 from .._result import Finding, ResultMixin
 from .._utils import check_random_state, int_seed, progress, torch_seed
+from ..data import ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
 from ..models import as_model
-from ..stats import bootstrap_weights
-from ._common import adapter_for, as_audit_data, percentile_ci, rowwise_corr, weighted_rank
+from ..stats import DEFAULT_CI, bootstrap_weights, percentile_ci
+from ._common import adapter_for, rowwise_corr, seed_record, weighted_rank
 from ._engines import attribute
 
 try:
@@ -34,7 +35,8 @@ class SanityResult(ResultMixin):
     from the output): ``layer``, ``spearman`` (mean over samples of the Spearman correlation
     between original and randomised attributions), ``spearman_abs`` (the same on |values|),
     ``ci_low``, ``ci_high`` (bootstrap CI of ``spearman_abs``), ``global_rank_correlation``
-    (Spearman of the global importance), ``n``, ``n_boot``.
+    (Spearman of the global importance), ``n``, ``n_boot``. ``params``: ``method``,
+    ``threshold``, ``n_boot``, ``ci``, ``random_state`` and the ``attribute`` keywords.
     """
 
     table: pd.DataFrame
@@ -42,6 +44,7 @@ class SanityResult(ResultMixin):
     model_name: str
     threshold: float
     ci: float
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -109,7 +112,7 @@ def sanity_check(
     method: str | Callable[[Any, Any], Any] = "integrated_gradients",
     threshold: float = 0.5,
     n_boot: int = 200,
-    ci: float = 0.95,
+    ci: float = DEFAULT_CI,
     random_state: Any = None,
     verbose: bool = True,
     **attribute_kwargs: Any,
@@ -130,13 +133,14 @@ def sanity_check(
     X : DataFrame, ndarray, tensor or AuditData
         A modest sample (a few hundred rows is plenty).
     method : str or callable
-        A method of :func:`attribute`, or a function ``(model, X) -> Attribution or array``
+        A method of :func:`attribute`, or a function ``(model, X) -> AttributionResult or array``
         (e.g. to test a custom explainer).
     threshold : float
         Similarity above which attributions are considered unchanged.
     n_boot, ci : bootstrap replicates and confidence level.
     random_state : None, int or Generator
     verbose : bool
+        Show a progress bar over the randomised layers.
     **attribute_kwargs
         Passed to :func:`attribute` (e.g. ``n_steps``, ``baseline``).
 
@@ -155,7 +159,7 @@ def sanity_check(
     >>> list(res.to_frame()["layer"])
     ['2', '0']
     """
-    data = as_audit_data(X)
+    data = ensure_data(X)
     adapter = adapter_for(model)
     if not adapter.is_torch:
         raise TypeError(f"sanity_check re-initialises layer weights, so it needs a torch.nn.Module;"
@@ -178,7 +182,8 @@ def sanity_check(
 
         def explain(m: Any) -> np.ndarray:
             out = method(m, data.X)
-            return out.values if isinstance(out, Attribution) else np.asarray(out, np.float64)
+            return (out.values if isinstance(out, AttributionResult)
+                    else np.asarray(out, np.float64))
     else:
         raise TypeError(f"method={describe(method)} is not valid; expected a method name or a "
                         "callable (model, X) -> attributions.")
@@ -213,5 +218,9 @@ def sanity_check(
                          "spearman_abs": float(s_abs_f.mean()), "ci_low": float(lo),
                          "ci_high": float(hi), "global_rank_correlation": float(g),
                          "n": data.n_samples, "n_boot": n_boot})
+    params = {"method": label, "threshold": threshold, "n_boot": n_boot, "ci": ci,
+              "random_state": seed_record(random_state),
+              **{k: v for k, v in attribute_kwargs.items()  # settings, not arrays
+                 if k != "random_state" and isinstance(v, (bool, int, float, str))}}
     return SanityResult(table=pd.DataFrame(rows), method=label, model_name=adapter.name,
-                        threshold=threshold, ci=ci)
+                        threshold=threshold, ci=ci, params=params)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._result import Finding, ResultMixin, findings_frame, to_jsonable
+from .._result import Finding, ResultMixin, Verdict, findings_frame, to_jsonable
 from ._findings import iter_results, verdict
 
 STATUSES = ("ran", "skipped", "failed")
@@ -120,6 +120,9 @@ class AuditResult(ResultMixin):
     sections : tuple of Section
         Extra sections added with :meth:`add_section` (e.g. a case study's ground truth),
         rendered after the verdict.
+    layout : tuple of dict
+        The report's sections and the steps shown in each (id, title, tips, intro, steps:
+        name and title), from the audit's step list (:func:`confoundry.audit_steps`).
     """
 
     steps: Mapping[str, StepStatus]
@@ -132,6 +135,7 @@ class AuditResult(ResultMixin):
     notes: tuple[str, ...] = ()
     findings_: tuple[Finding, ...] = ()
     sections: tuple[Section, ...] = ()
+    layout: tuple[Mapping[str, Any], ...] = field(default_factory=lambda: _default_layout())
 
     def add_section(self, title: str, content: Any = None, *, intro: str = "",
                     figure: Any = None, findings: bool = True) -> AuditResult:
@@ -208,7 +212,7 @@ class AuditResult(ResultMixin):
         return pd.DataFrame(rows, columns=["name", "status", "reason", "seconds", "detail",
                                            "warnings"])
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self) -> Verdict:
         """Worst severity, counts per severity and one sentence for the reader."""
         return verdict(self.findings())
 
@@ -246,6 +250,7 @@ class AuditResult(ResultMixin):
             "reproducibility": dict(self.reproducibility),
             "results": results,
             "sections": [sec.to_dict() for sec in self.sections],
+            "layout": [dict(sec) for sec in self.layout],
         })
 
     def to_html(self, path: Any = None, *, title: str | None = None) -> str:
@@ -299,3 +304,9 @@ def findings_order(findings: list[Finding]) -> list[Finding]:
     from .._result import _SEVERITY_RANK
 
     return sorted(findings, key=lambda f: _SEVERITY_RANK[f.severity])
+
+
+def _default_layout() -> tuple[dict[str, Any], ...]:
+    from ._steps import layout
+
+    return layout()

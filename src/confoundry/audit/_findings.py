@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._result import SEVERITIES, Finding, to_jsonable
+from .._result import SEVERITIES, Finding, Verdict
 
-#: Tip each step enforces (numbers of "Ten Quick Tips for Deep Learning in Biology").
-STEP_TIPS = {
-    "data": 4, "performance": 2, "baselines": 2, "comparison": 2, "attributions": 8,
-    "agreement": 8, "expectations": 9, "effect_curves": 9, "shadow_glassbox": 8, "probes": 4,
-    "domains": 9, "slices": 9, "error_contrast": 9, "label_shuffle": 7,
-    "leave_one_group_out": 7, "overfitting": 7, "membership": 10,
-}
+#: Tip of a failed step whose own Tip is unknown (Tip 3: know your tools).
+DEFAULT_TIP = 3
 
 #: Within a severity, findings are listed in this order of kind: what the model learned that
 #: contradicts domain knowledge and what it would do to patients first, then confounding, then
@@ -43,44 +37,53 @@ def iter_results(results: Mapping[str, Any]) -> Iterable[tuple[str, str | None, 
             yield step, None, res
 
 
-def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any],
-                     model_name: str) -> list[Finding]:
+def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any], model_name: str,
+                     *, tips: Mapping[str, int] | None = None) -> list[Finding]:
     """Findings of every result, plus one per failed step, in a stable order.
 
-    Duplicates (same kind, subject, model and title up to its parenthesised numbers) are kept
-    once. A step's result that fails
-    to produce its findings becomes a finding of its own, so nothing disappears silently.
+    The same finding reported by two results (e.g. the overall row of every domain split and
+    the model comparison, all views of one metric panel) is kept once: findings are matched by
+    their structured :attr:`Finding.key` ``(kind, subject, model, domain)``, never by their
+    wording; the first to arrive is kept. The findings of one result are all kept (a result
+    never reports the same thing twice). A result that fails to produce its findings becomes a
+    finding of its own, so nothing disappears silently.
+
+    Examples
+    --------
+    >>> class R:
+    ...     def __init__(self, fs): self.fs = fs
+    ...     def findings(self): return self.fs
+    >>> f = Finding("domain_gap", "medium", 9, "gap (q = 0.01)", subject="auroc", model="m",
+    ...             domain="overall")
+    >>> g = Finding("domain_gap", "medium", 9, "gap (q = 0.02)", subject="auroc", model="m",
+    ...             domain="overall")
+    >>> len(collect_findings({"a": R([f]), "b": R([g])}, {}, "m"))
+    1
     """
+    tips = dict(tips or {})
     out: list[Finding] = []
     seen: set[tuple[Any, ...]] = set()
-
-    def add(f: Finding) -> None:
-        key = (f.kind, f.subject, f.model, _core(f.title))
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
 
     for step, key, res in iter_results(results):
         fn = getattr(res, "findings", None)
         if not callable(fn):
             continue
         try:
-            found = list(fn())
+            found = [f for f in fn() if isinstance(f, Finding)]
         except Exception as exc:  # a broken findings() must not hide the rest
-            add(Finding("step_failed", "low", STEP_TIPS.get(step, 3),
-                        f"The findings of step '{step}' could not be read: "
-                        f"{type(exc).__name__}: {exc}", subject=key or step,
-                        evidence={"step": step}))
-            continue
-        for f in found:
-            if isinstance(f, Finding):
-                add(f)
+            found = [Finding("step_failed", "low", tips.get(step, DEFAULT_TIP),
+                             f"The findings of step '{step}' could not be read: "
+                             f"{type(exc).__name__}: {exc}", subject=key or step,
+                             evidence={"step": step})]
+        mine = [f for f in found if f.key not in seen]
+        seen.update(f.key for f in found)
+        out.extend(mine)
     for name, st in steps.items():
         if st.status == "failed":
-            add(Finding("step_failed", "low", STEP_TIPS.get(name, 3),
-                        f"Step '{name}' failed, so its question is unanswered: {st.reason}",
-                        subject=name, model=model_name,
-                        evidence={"step": name, "error": st.reason}))
+            out.append(Finding("step_failed", "low", tips.get(name, DEFAULT_TIP),
+                               f"Step '{name}' failed, so its question is unanswered: "
+                               f"{st.reason}", subject=name, model=model_name,
+                               evidence={"step": name, "error": st.reason}))
     return rank_findings(out)
 
 
@@ -101,20 +104,14 @@ def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
                                            prio.get(f.kind, len(prio))))
 
 
-def _core(title: str) -> str:
-    """A title without its parenthesised numbers: the same finding reported by two steps (e.g.
-    the overall row of several domain splits, with different bootstrap draws) is kept once."""
-    return re.sub(r"\s+", " ", re.sub(r"\([^()]*\)", "", title)).strip()
-
-
-def verdict(findings: list[Finding]) -> dict[str, Any]:
+def verdict(findings: list[Finding]) -> Verdict:
     """The worst severity, the counts per severity and one sentence for the reader.
 
     Examples
     --------
     >>> verdict([Finding("memorisation", "high", 7, "t")])["level"]
     'high'
-    >>> verdict([])["text"]
+    >>> verdict([]).text
     'No problem found in the steps that ran.'
     """
     counts = {s: 0 for s in SEVERITIES}
@@ -122,4 +119,4 @@ def verdict(findings: list[Finding]) -> dict[str, Any]:
         counts[f.severity] += 1
     level = next((s for s in SEVERITIES[:3] if counts[s]), "info")
     text = VERDICTS[level].format(n=counts[level])
-    return to_jsonable({"level": level, "text": text, "counts": counts})
+    return Verdict(level, text, counts)

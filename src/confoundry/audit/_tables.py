@@ -12,22 +12,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import Finding, ResultMixin, to_jsonable
-from ..stats import LABELS, bh_adjust, bootstrap_metrics
-
-_Z95 = 1.959963984540054
+from .._result import Finding, ResultMixin, internal, to_jsonable
+from ..stats import HEADLINE_METRIC, LABELS, Z95, MetricPanel, bh_adjust, wilson_interval
 
 
 @dataclass(frozen=True, eq=False)
-class MetricTable(ResultMixin):
+class MetricTableResult(ResultMixin):
     """The model's metric panel on the test data, each metric with a bootstrap CI and its n.
+
+    A view of the audit's one :class:`~confoundry.stats.MetricPanel` (the model comparison and
+    the overall rows of the domain tables are views of the same panel).
 
     Examples
     --------
     >>> import numpy as np
+    >>> from confoundry.stats import bootstrap_panel
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 2, 200); s = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
-    >>> t = MetricTable.compute(y, s, task="binary", model_name="m", n_boot=50, random_state=0)
+    >>> p = bootstrap_panel(y, {"m": s}, task="binary", n_boot=50, random_state=0)
+    >>> t = MetricTableResult.from_panel(p, "m")
     >>> list(t.to_frame().columns[:4])
     ['model', 'metric', 'estimate', 'ci_low']
     """
@@ -35,14 +38,16 @@ class MetricTable(ResultMixin):
     table: pd.DataFrame
     model_name: str = "model"
     findings_: tuple[Finding, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def compute(cls, y: np.ndarray, scores: np.ndarray, *, task: str, model_name: str,
-                n_boot: int, random_state: Any) -> MetricTable:
-        t = bootstrap_metrics(y, scores, task=task, n_boot=n_boot, random_state=random_state)
-        t.insert(0, "model", model_name)
+    def from_panel(cls, panel: MetricPanel, model_name: str) -> MetricTableResult:
+        """The rows of ``model_name`` in ``panel``, and a finding if it is no better than
+        chance on the headline metric."""
+        t = panel.frame(model_name)
+        task = panel.task
         findings: list[Finding] = []
-        main = {"binary": "auroc", "multiclass": "macro_auroc", "regression": "r2"}[task]
+        main = HEADLINE_METRIC[task]
         row = t.loc[t["metric"] == main].iloc[0]
         chance = 0.0 if task == "regression" else 0.5
         if np.isfinite(row["ci_low"]) and row["ci_low"] <= chance:
@@ -50,14 +55,14 @@ class MetricTable(ResultMixin):
                 "no_signal", "high", 7,
                 f"The model's {LABELS[main]} ({row['estimate']:.3f}, 95% CI {row['ci_low']:.3f} "
                 f"to {row['ci_high']:.3f}, n={int(row['n'])}) is not distinguishable from chance.",
-                subject=main, model=model_name, evidence=to_jsonable(row.to_dict())))
-        return cls(t, model_name, tuple(findings))
+                subject=main, model=model_name, evidence=to_jsonable(row.to_dict()),
+                domain="overall"))
+        params = {"n_boot": panel.n_boot, "ci": panel.ci, "seed": panel.seed,
+                  "threshold": panel.threshold, "task": task}
+        return cls(t, model_name, tuple(findings), params)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
-
-    def findings(self) -> list[Finding]:
-        return list(self.findings_)
 
     def plot(self, ax: Any = None) -> Any:
         """Forest plot of the metric panel (point estimate and 95% CI)."""
@@ -79,7 +84,7 @@ class MetricTable(ResultMixin):
 
 
 @dataclass(frozen=True, eq=False)
-class DataSummary(ResultMixin):
+class DataSummaryResult(ResultMixin):
     """n, label balance, and metadata × label tables with intervals and association tests.
 
     ``tables`` maps each metadata column to one row per level (continuous columns: per quartile)
@@ -91,10 +96,10 @@ class DataSummary(ResultMixin):
 
     overview: Mapping[str, Any]
     tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
-    tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tests: pd.DataFrame = internal(default_factory=pd.DataFrame)  # = to_frame(), the "table"
 
     @classmethod
-    def compute(cls, data: Any, train: Any = None) -> DataSummary:
+    def compute(cls, data: Any, train: Any = None) -> DataSummaryResult:
         ov: dict[str, Any] = {"n_test": data.n_samples, "n_features": data.n_features,
                               "task": data.task, "tabular": data.is_tabular}
         if train is not None:
@@ -130,10 +135,6 @@ class DataSummary(ResultMixin):
     def to_frame(self) -> pd.DataFrame:
         return self.tests.copy()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "DataSummary", "overview": to_jsonable(dict(self.overview)),
-                "tables": {k: to_jsonable(v) for k, v in self.tables.items()},
-                "table": to_jsonable(self.tests), "findings": []}
 
     def plot(self, ax: Any = None) -> Any:
         """Label rate (or mean) per level of each metadata column, with 95% CIs."""
@@ -180,16 +181,13 @@ def _label_table(levels: pd.Series, y: np.ndarray | None, task: str | None) -> p
         return out
     if task == "binary":
         k = g.sum().to_numpy(float)
-        p = k / n
-        denom = 1 + _Z95**2 / n
-        centre = (p + _Z95**2 / (2 * n)) / denom
-        half = _Z95 * np.sqrt(p * (1 - p) / n + _Z95**2 / (4 * n**2)) / denom
+        lo, hi = wilson_interval(k, n)
         out["positives"] = k.astype(int)
-        out["rate"], out["ci_low"], out["ci_high"] = p, centre - half, centre + half
+        out["rate"], out["ci_low"], out["ci_high"] = k / n, lo, hi
     elif task == "regression":
         m, sd = g.mean().to_numpy(float), g.std(ddof=1).to_numpy(float)
         se = sd / np.sqrt(n)
-        out["rate"], out["ci_low"], out["ci_high"] = m, m - _Z95 * se, m + _Z95 * se
+        out["rate"], out["ci_low"], out["ci_high"] = m, m - Z95 * se, m + Z95 * se
     else:
         ct = pd.crosstab(df["level"], df["y"], normalize="index")
         for c in ct.columns:

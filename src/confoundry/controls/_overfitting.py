@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._result import Finding, ResultMixin, to_jsonable
-from .._utils import check_random_state, int_seed
-from ..data._validation import check_positive_int
+from .._result import Finding, ResultMixin
+from .._utils import check_random_state, int_seed, progress
+from ..data._validation import check_positive_int, check_probability
 from ..stats import (
+    DEFAULT_CI,
+    DEFAULT_FDR,
+    HEADLINE_METRIC,
     HIGHER_IS_BETTER,
     LABELS,
     bh_adjust,
     bootstrap_p_value,
     bootstrap_weights,
+    percentile_ci,
     weighted_metrics,
 )
 from ..stats._metrics import check_metrics
-from ._common import ALPHA, CI_LEVEL, HEADLINE, fmt_ci, percentile_ci, score_models
+from ._common import Scored, fmt_ci, score_models, seed_param
 
 #: at most this many bootstrap-weight cells per chunk (train or test).
 _CHUNK_CELLS = 2_000_000
@@ -53,6 +57,11 @@ class OverfittingResult(ResultMixin):
     metrics : tuple of str
     n_train, n_test, n_boot : int
     random_state : int or None
+    alpha : float
+        The false discovery rate of ``larger_gap`` and of the findings (``fdr``).
+    params : dict
+        ``metrics``, ``n_boot``, ``fdr``, ``ci``, ``random_state``, and which scores were
+        given precomputed (``precomputed``).
     """
 
     table: pd.DataFrame
@@ -64,7 +73,7 @@ class OverfittingResult(ResultMixin):
     n_test: int
     n_boot: int
     random_state: Any = None
-    alpha: float = ALPHA
+    alpha: float = DEFAULT_FDR
     params: dict[str, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- surface
@@ -75,19 +84,12 @@ class OverfittingResult(ResultMixin):
     @property
     def headline(self) -> str:
         """The metric shown first: AUROC, macro AUROC or R² when computed."""
-        h = HEADLINE[self.task]
+        h = HEADLINE_METRIC[self.task]
         return h if h in self.metrics else self.metrics[0]
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.update({
-            "model": self.model_name, "task": self.task, "metrics": list(self.metrics),
-            "headline": self.headline, "comparison": to_jsonable(self.comparison),
-            "n_train": self.n_train, "n_test": self.n_test, "n_boot": self.n_boot,
-            "alpha": self.alpha, "ci_level": CI_LEVEL,
-            "random_state": to_jsonable(self.random_state),
-        })
-        return out
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"model": self.model_name, "headline": self.headline,
+                "ci_level": self.params.get("ci", DEFAULT_CI)}
 
     def findings(self) -> list[Finding]:
         m = self.headline
@@ -110,7 +112,7 @@ class OverfittingResult(ResultMixin):
                 f"{self.model_name} performs significantly worse on test than on training data: "
                 f"its {label} drops by {gap_txt}, a sign of overfitting. Fit glass-box baselines "
                 "on the same split to tell memorisation from a hard task.",
-                subject=m, model=self.model_name, evidence=base)]
+                subject=m, model=self.model_name, evidence=base, domain="overall")]
         c = self.comparison
         sig = c[c["larger_gap"]]
         if sig.empty:
@@ -122,7 +124,8 @@ class OverfittingResult(ResultMixin):
                 "significantly more than the glass-box baselines' drop.",
                 subject=m, model=self.model_name,
                 evidence={**base, "baselines": c[c["metric"] == m][
-                    ["baseline", "gap_baseline", "difference", "ci_low", "ci_high", "q_value"]]})]
+                    ["baseline", "gap_baseline", "difference", "ci_low", "ci_high", "q_value"]]},
+                domain="overall")]
         on_head = sig[sig["metric"] == m]
         n_base = c["baseline"].nunique()
         subject = m if not on_head.empty else str(sig.iloc[0]["metric"])
@@ -143,7 +146,7 @@ class OverfittingResult(ResultMixin):
             "correction": "Benjamini-Hochberg over baselines x metrics",
         }
         return [Finding("overfitting", severity, 7, title, subject=subject,
-                        model=self.model_name, evidence=evidence)]
+                        model=self.model_name, evidence=evidence, domain="overall")]
 
     def plot(self, ax: Any = None) -> Any:
         """The gap (with its 95% CI) of every model, one panel per metric (metrics have their
@@ -186,14 +189,20 @@ class OverfittingResult(ResultMixin):
 def overfitting_gap(
     model: Any,
     X_train: Any,
-    y_train: Any,
-    X_test: Any,
-    y_test: Any,
+    y_train: Any = None,
+    X_test: Any = None,
+    y_test: Any = None,
     *,
     metrics: Sequence[str] | None = None,
     n_boot: int = 1000,
+    fdr: float = DEFAULT_FDR,
     random_state: Any = None,
     baselines: Any = None,
+    scores: Any = None,
+    train_scores: Any = None,
+    baseline_scores: Mapping[str, Any] | None = None,
+    baseline_train_scores: Mapping[str, Any] | None = None,
+    verbose: bool = True,
 ) -> OverfittingResult:
     """Training vs test performance, the gap between them, and the gap against the baselines'.
 
@@ -209,18 +218,33 @@ def overfitting_gap(
     Parameters
     ----------
     model : torch.nn.Module, estimator, callable or ModelAdapter
-        The model under audit (wrapped with :func:`confoundry.as_model`).
+        The model under audit (wrapped with :func:`confoundry.as_model`); may be ``None`` when
+        ``scores`` and ``train_scores`` are given.
     X_train, y_train : the data the model was trained on.
-    X_test, y_test : held-out data from the same population.
+        ``X_train`` may be an :class:`~confoundry.AuditData` carrying ``y_train`` (then
+        ``None``); it is used as it is.
+    X_test, y_test : held-out data from the same population (the same way).
     metrics : sequence of str, optional
-        Subset of :func:`confoundry.stats.default_metrics` for the task (default: all).
+        Subset of :func:`confoundry.stats.default_metrics` for the task (default: all;
+        scikit-learn spellings accepted).
     n_boot : int
         Bootstrap replicates.
+    fdr : float
+        False discovery rate of the comparison with the baselines (``larger_gap``) and of the
+        model's own gap.
     random_state : int, Generator or None
         Seeds the bootstrap; the result is reproducible given an int.
     baselines : mapping of str to model, optional
         Glass-box models fitted on the same training data (objects with ``predict_scores``,
         estimators or callables), e.g. the ``Baselines`` of :func:`confoundry.fit_baselines`.
+    scores, train_scores : array-like, optional
+        The audited model's precomputed test and training scores (the ``predict_scores``
+        convention: P(y=1), (n, K) class probabilities, or predictions); not recomputed.
+    baseline_scores, baseline_train_scores : mapping of str to array-like, optional
+        Precomputed test / training scores of the baselines, by name; a baseline whose scores
+        are missing here is scored.
+    verbose : bool
+        Show a progress bar over the bootstrap.
 
     Returns
     -------
@@ -236,21 +260,45 @@ def overfitting_gap(
     >>> knn = KNeighborsClassifier(1).fit(X[:300], y[:300])
     >>> lr = LogisticRegression().fit(X[:300], y[:300])
     >>> res = overfitting_gap(knn, X[:300], y[:300], X[300:], y[300:], metrics=["auroc"],
-    ...                       n_boot=200, random_state=0, baselines={"logistic": lr})
+    ...                       n_boot=200, random_state=0, baselines={"logistic": lr},
+    ...                       verbose=False)
     >>> res.to_frame()[["model", "metric", "train"]].round(2).values.tolist()[0]
     ['KNeighborsClassifier', 'auroc', 1.0]
     >>> [f.kind for f in res.findings()]
     ['overfitting']
     """
     n_boot = check_positive_int(n_boot, "n_boot")
+    fdr = check_probability(fdr, "fdr")
     rng = check_random_state(random_state)
-    sc = score_models(model, X_train, y_train, X_test, y_test, baselines)
+    sc = score_models(model, X_train, y_train, X_test, y_test, baselines, scores=scores,
+                      train_scores=train_scores, baseline_scores=baseline_scores,
+                      baseline_train_scores=baseline_train_scores)
+    metrics = check_metrics(metrics, sc.task)
+    seeds = int_seed(rng), int_seed(rng)
+    point, reps = _bootstrap(sc, metrics, n_boot, seeds, verbose)
+    table, gaps = _table(sc, metrics, point, reps, n_boot)
+    comparison = _comparison(sc, metrics, table, gaps, n_boot, fdr)
+    params = {"metrics": list(metrics), "n_boot": n_boot, "fdr": fdr, "ci": DEFAULT_CI,
+              "random_state": seed_param(random_state),
+              "precomputed": {"scores": scores is not None,
+                              "train_scores": train_scores is not None,
+                              "baseline_scores": sorted(baseline_scores or ()),
+                              "baseline_train_scores": sorted(baseline_train_scores or ())}}
+    return OverfittingResult(
+        table=table, comparison=comparison, model_name=sc.names[0], task=sc.task,
+        metrics=tuple(metrics), n_train=len(sc.y_train), n_test=len(sc.y_test), n_boot=n_boot,
+        random_state=random_state if isinstance(random_state, (int, np.integer)) else None,
+        alpha=fdr, params=params,
+    )
+
+
+def _bootstrap(sc: Scored, metrics: tuple[str, ...], n_boot: int, seeds: tuple[int, int],
+               verbose: bool) -> tuple[dict, dict]:
+    """Point estimates and independent train / test bootstrap replicates of every metric."""
     task = sc.task
-    metrics = check_metrics(metrics, task)
     y_tr, y_te = sc.y_train, sc.y_test
     n_tr, n_te = len(y_tr), len(y_te)
     strat = task in ("binary", "multiclass")
-    seed_tr, seed_te = int_seed(rng), int_seed(rng)
     chunk = max(1, min(n_boot, _CHUNK_CELLS // max(n_tr, n_te)))
 
     def _scores(s: np.ndarray) -> np.ndarray:
@@ -266,18 +314,28 @@ def overfitting_gap(
     reps: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {
         name: {m: [] for m in metrics} for name in sc.names}
     gen_tr = bootstrap_weights(n_tr, n_boot, strata=y_tr if strat else None,
-                               random_state=seed_tr, chunk_size=chunk)
+                               random_state=seeds[0], chunk_size=chunk)
     gen_te = bootstrap_weights(n_te, n_boot, strata=y_te if strat else None,
-                               random_state=seed_te, chunk_size=chunk)
-    for W_tr, W_te in zip(gen_tr, gen_te):
-        for name in sc.names:
-            tr = weighted_metrics(y_tr, _scores(sc.train_scores[name]), W_tr, task=task,
-                                  metrics=metrics)
-            te = weighted_metrics(y_te, _scores(sc.test_scores[name]), W_te, task=task,
-                                  metrics=metrics)
-            for m in metrics:
-                reps[name][m].append((tr[m], te[m]))
+                               random_state=seeds[1], chunk_size=chunk)
+    bar = progress(total=-(-n_boot // chunk), desc="overfitting gap", verbose=verbose)
+    try:
+        for W_tr, W_te in zip(gen_tr, gen_te):
+            for name in sc.names:
+                tr = weighted_metrics(y_tr, _scores(sc.train_scores[name]), W_tr, task=task,
+                                      metrics=metrics)
+                te = weighted_metrics(y_te, _scores(sc.test_scores[name]), W_te, task=task,
+                                      metrics=metrics)
+                for m in metrics:
+                    reps[name][m].append((tr[m], te[m]))
+            bar.update(1)
+    finally:
+        bar.close()
+    return point, reps
 
+
+def _table(sc: Scored, metrics: tuple[str, ...], point: dict, reps: dict,
+           n_boot: int) -> tuple[pd.DataFrame, dict]:
+    n_tr, n_te = len(sc.y_train), len(sc.y_test)
     rows, gaps = [], {}
     for name in sc.names:
         model_rows = []
@@ -305,8 +363,13 @@ def overfitting_gap(
     cols = ["model", "role", "metric", "train", "train_ci_low", "train_ci_high", "test",
             "test_ci_low", "test_ci_high", "gap", "gap_ci_low", "gap_ci_high", "p_value",
             "q_value", "higher_is_better", "n_train", "n_test", "n_boot"]
-    table = pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols), gaps
 
+
+def _comparison(sc: Scored, metrics: tuple[str, ...], table: pd.DataFrame, gaps: dict,
+                n_boot: int, fdr: float) -> pd.DataFrame:
+    """The model's gap minus each baseline's, on the same replicates."""
+    n_tr, n_te = len(sc.y_train), len(sc.y_test)
     dl = sc.names[0]
     comp_rows = []
     for bname in sc.names[1:]:
@@ -327,13 +390,8 @@ def overfitting_gap(
                                                   if c not in ("q_value", "larger_gap")])
     if len(comparison):
         comparison["q_value"] = bh_adjust(comparison["p_value"].to_numpy())
-        comparison["larger_gap"] = (comparison["q_value"] < ALPHA) & (comparison["difference"] > 0)
+        comparison["larger_gap"] = (comparison["q_value"] < fdr) & (comparison["difference"] > 0)
     else:
         comparison["q_value"] = pd.Series(dtype=float)
         comparison["larger_gap"] = pd.Series(dtype=bool)
-    comparison = comparison[comp_cols]
-    return OverfittingResult(
-        table=table, comparison=comparison, model_name=dl, task=task, metrics=tuple(metrics),
-        n_train=n_tr, n_test=n_te, n_boot=n_boot,
-        random_state=random_state if isinstance(random_state, (int, np.integer)) else None,
-    )
+    return comparison[comp_cols]

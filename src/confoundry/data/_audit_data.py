@@ -130,6 +130,8 @@ class AuditData:
         new.metadata = None if self.metadata is None else self.metadata.iloc[rows]
         new.index = self.index[rows]
         new.n_samples = len(rows)
+        new.X_source = _take(self.X_source, rows)
+        new.y_source = None if self.y_source is None else _take(self.y_source, rows)
         return new
 
     def with_labels(self, y: Any = None, metadata: Any = None, *,
@@ -154,6 +156,7 @@ class AuditData:
         if y is not None:
             new.y, new.task, new.classes = _coerce_y(y, self.n_samples, self.index,
                                                      task or self.task)
+            new.y_source = y
         elif task is not None and task != self.task:
             if self.y is None:
                 new.task = task
@@ -200,6 +203,17 @@ class AuditData:
 
 
 # ---------------------------------------------------------------------- helpers
+def _take(obj: Any, rows: np.ndarray) -> Any:
+    """Rows of a user object in its own type (pandas by position, arrays and tensors by index)."""
+    if isinstance(obj, (pd.DataFrame, pd.Series)):
+        return obj.iloc[rows]
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return obj[torch.as_tensor(rows, dtype=torch.long, device=obj.device)]
+    if hasattr(obj, "shape") and hasattr(obj, "__getitem__"):
+        return obj[rows]
+    return np.asarray(obj)[rows]
+
+
 def _coerce_X(X: Any, feature_names: Sequence[str] | None) -> tuple[np.ndarray, pd.Index, list[str]]:
     if X is None:
         raise TypeError("X is None; expected a DataFrame, ndarray or torch.Tensor of model inputs.")

@@ -6,9 +6,12 @@ Examples
 >>> d = simulate_pneumonia(500, random_state=0)
 >>> d.X.shape[1], d.y.name, sorted(d.metadata.columns)
 (31, 'death', ['aggressive_care', 'hospital', 'icu_admission'])
+>>> d["X"] is d.X and d.train["y"] is d.train.y   # a scikit-learn Bunch: keys are attributes
+True
 """
 
-from ._bunch import Bunch
+from sklearn.utils import Bunch
+
 from ._pneumonia import (
     DEFAULT_PARAMS as PNEUMONIA_PARAMS,
 )

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import Bunch
 
 from .._utils import check_random_state
 from ..data._validation import check_positive_int, describe
-from ._bunch import Bunch
 
 #: the three simulated sites, their pneumonia prevalence and the scanners they use
 _SITES = ("A", "B", "C")

@@ -7,8 +7,14 @@ Examples
 True
 """
 
-from ._danger import DangerTable, danger_table
-from ._pneumonia_demo import EXPECTATIONS, ParadoxTable, paradox_table, run_pneumonia_demo
+from .._result import deprecated_aliases
+from ._danger import DangerTableResult, danger_table
+from ._pneumonia_demo import (
+    EXPECTATIONS,
+    ParadoxTableResult,
+    paradox_table,
+    run_pneumonia_demo,
+)
 from ._pneumonia_model import (
     DEFAULT_CONFIGS,
     MLPSearchResult,
@@ -16,8 +22,12 @@ from ._pneumonia_model import (
     train_pneumonia_mlp,
 )
 
+#: old result names, served with a DeprecationWarning for one release
+_DEPRECATED = {"DangerTable": DangerTableResult, "ParadoxTable": ParadoxTableResult}
+__getattr__ = deprecated_aliases(__name__, _DEPRECATED)
+
 __all__ = [
-    "DEFAULT_CONFIGS", "EXPECTATIONS", "DangerTable", "MLPSearchResult", "ParadoxTable",
-    "PneumoniaMLP", "danger_table", "paradox_table", "run_pneumonia_demo",
+    "DEFAULT_CONFIGS", "EXPECTATIONS", "DangerTableResult", "MLPSearchResult",
+    "ParadoxTableResult", "PneumoniaMLP", "danger_table", "paradox_table", "run_pneumonia_demo",
     "train_pneumonia_mlp",
 ]

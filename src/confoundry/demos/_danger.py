@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._result import Finding, ResultMixin, to_jsonable
+from .._result import Finding, ResultMixin, internal, to_jsonable
 from .._utils import to_numpy
 from ..data._validation import check_probability, describe
-
-
-def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for k successes out of n (NaN where n == 0)."""
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        den = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / den
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return centre - half, centre + half
+from ..stats import DEFAULT_FDR, wilson_interval
 
 
 @dataclass(frozen=True, eq=False)
-class DangerTable(ResultMixin):
+class DangerTableResult(ResultMixin):
     """Result of :func:`danger_table`.
 
     Attributes
@@ -36,30 +27,33 @@ class DangerTable(ResultMixin):
         Asthma vs no asthma: difference of the wrongly-sent-home rate among high-risk patients,
         Fisher exact p-value and odds ratio.
     scores, untreated_risk, asthma : ndarray
+        Per patient (left out of :meth:`to_dict`).
     threshold : float
+    model_name : str or None
+        The model whose scores were judged (named in the finding).
+    params : dict
+        Provenance: ``threshold``, the interval and the test used.
     """
 
     table: pd.DataFrame
     comparison: dict
-    scores: np.ndarray
-    untreated_risk: np.ndarray
-    asthma: np.ndarray
-    threshold: float
+    scores: np.ndarray = internal()
+    untreated_risk: np.ndarray = internal()
+    asthma: np.ndarray = internal()
+    threshold: float = 0.1
+    model_name: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.update(threshold=self.threshold, comparison=to_jsonable(self.comparison))
-        return out
 
     def findings(self) -> list[Finding]:
         row = self.table.set_index("group").loc["asthma"]
         if row["n_wrongly_sent_home"] == 0:
             return []
         c = self.comparison
-        severe = row["wrongly_sent_home_rate"] > 0.2 or (c["p_value"] < 0.05 and c["difference"] > 0)
+        severe = row["wrongly_sent_home_rate"] > 0.2 or (c["p_value"] < DEFAULT_FDR
+                                                         and c["difference"] > 0)
         return [Finding(
             "dangerous_triage", "high" if severe else "medium", 9,
             f"At a triage threshold of {self.threshold:.0%}, the model would send home "
@@ -67,7 +61,7 @@ class DangerTable(ResultMixin):
             f"whose untreated risk is above it ({row['wrongly_sent_home_rate']:.0%}, 95% CI "
             f"{row['rate_ci_low']:.0%}-{row['rate_ci_high']:.0%}; non-asthmatic "
             f"{c['rate_no_asthma']:.0%}, Fisher p = {c['p_value']:.2g}).",
-            subject="asthma", model=None,
+            subject="asthma", model=self.model_name, domain="asthma",
             evidence={"threshold": self.threshold, **{k: to_jsonable(v) for k, v in row.items()},
                       **to_jsonable(c)},
         )]
@@ -107,7 +101,9 @@ def danger_table(
     ground_truth: Any,
     asthma: Any,
     threshold: float = 0.1,
-) -> DangerTable:
+    *,
+    model_name: str | None = None,
+) -> DangerTableResult:
     """Who would be wrongly sent home if the model's risk decided admission.
 
     A patient is *sent home* when the model's predicted risk is below ``threshold``, and is at
@@ -122,10 +118,12 @@ def danger_table(
         array-like of untreated risks, aligned with ``model_scores``.
     asthma : array-like of bool or 0/1 (n,)
     threshold : float in (0, 1), default 0.1
+    model_name : str, optional
+        Name of the model whose risks ``model_scores`` are (the finding's ``model``).
 
     Returns
     -------
-    DangerTable
+    DangerTableResult
         ``.to_frame()`` has one row per group (asthma, no asthma, all) with ``n``,
         ``n_sent_home``, ``n_high_risk``, ``n_wrongly_sent_home``, ``wrongly_sent_home_rate``
         (among the high-risk) with a Wilson 95 % CI (``rate_ci_low``, ``rate_ci_high``),
@@ -171,13 +169,13 @@ def danger_table(
     rows = []
     for name, mask in (("asthma", a), ("no asthma", ~a), ("all", np.ones_like(a))):
         n_high, n_wrong = int((high & mask).sum()), int((wrong & mask).sum())
-        lo, hi = _wilson(np.array([n_wrong]), np.array([n_high]))
+        lo, hi = wilson_interval(n_wrong, n_high)
         w = wrong & mask
         rows.append({
             "group": name, "n": int(mask.sum()), "n_sent_home": int((home & mask).sum()),
             "n_high_risk": n_high, "n_wrongly_sent_home": n_wrong,
             "wrongly_sent_home_rate": n_wrong / n_high if n_high else np.nan,
-            "rate_ci_low": float(lo[0]), "rate_ci_high": float(hi[0]),
+            "rate_ci_low": lo, "rate_ci_high": hi,
             "mean_predicted_risk": float(scores[mask].mean()) if mask.any() else np.nan,
             "mean_untreated_risk": float(untreated[mask].mean()) if mask.any() else np.nan,
             "expected_deaths_sent_home": float(untreated[w].sum()),
@@ -203,5 +201,8 @@ def danger_table(
     comparison = {"rate_asthma": r1, "rate_no_asthma": r0, "difference": r1 - r0,
                   "odds_ratio": odds, "p_value": p, "test": "Fisher exact, two-sided",
                   "n_high_risk_asthma": n1, "n_high_risk_no_asthma": n0}
-    return DangerTable(table=table, comparison=comparison, scores=scores,
-                       untreated_risk=untreated, asthma=a, threshold=threshold)
+    return DangerTableResult(
+        table=table, comparison=comparison, scores=scores, untreated_risk=untreated, asthma=a,
+        threshold=threshold, model_name=model_name,
+        params={"threshold": threshold, "interval": "Wilson score, 95%",
+                "test": "Fisher exact, two-sided", "n": int(len(scores))})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from .._result import Finding, ResultMixin
 from ..data._validation import check_positive_int, describe
+from ..stats import Z95
 from ._danger import danger_table
 from ._pneumonia_model import train_pneumonia_mlp
 
@@ -36,7 +37,7 @@ QUICK_OPTIONS = {"n_boot": 100, "n_permutations": 100, "max_attribution_rows": 2
 
 
 @dataclass(frozen=True, eq=False)
-class ParadoxTable(ResultMixin):
+class ParadoxTableResult(ResultMixin):
     """True effect of asthma, chest pain and heart disease against what each model learned.
 
     Attributes
@@ -48,9 +49,12 @@ class ParadoxTable(ResultMixin):
         approximation over patients; none for the truth, which is exact), ``n``,
         ``care_rate_with`` / ``care_rate_without`` (share of patients with / without the feature
         who received aggressive care).
+    params : dict
+        Provenance: the ``features``, the ``contrast`` and the interval used.
     """
 
     table: pd.DataFrame
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -111,7 +115,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def paradox_table(models: Mapping[str, Any], X: pd.DataFrame, cohort: Any,
-                  features: tuple[str, ...] = PARADOX_FEATURES) -> ParadoxTable:
+                  features: tuple[str, ...] = PARADOX_FEATURES) -> ParadoxTableResult:
     """The simulator's true effects against each model's learned effect (switch 0 -> 1).
 
     ``models`` maps a name to anything with ``predict_scores(X)`` (probability of death).
@@ -144,8 +148,12 @@ def paradox_table(models: Mapping[str, Any], X: pd.DataFrame, cohort: Any,
             d = _logit(m.predict_scores(X1)) - _logit(m.predict_scores(X0))
             mu, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(n))
             rows.append({"feature": f, "source": str(name), "effect_logit": mu,
-                         "ci_low": mu - 1.96 * se, "ci_high": mu + 1.96 * se, "n": n, **rates})
-    return ParadoxTable(table=pd.DataFrame(rows))
+                         "ci_low": mu - Z95 * se, "ci_high": mu + Z95 * se, "n": n, **rates})
+    return ParadoxTableResult(
+        table=pd.DataFrame(rows),
+        params={"features": list(features), "contrast": "feature set to 0 -> 1 for every patient",
+                "interval": "normal approximation over patients, 95%", "n": n,
+                "models": [str(m) for m in models]})
 
 
 def _train_fn(config: Mapping[str, Any], max_epochs: int, seed: int) -> Any:
@@ -207,7 +215,7 @@ def run_pneumonia_demo(
     -------
     AuditResult
         With ``sections`` holding the MLP search, the true-vs-learned effects
-        (:class:`ParadoxTable`) and the danger table (``result.sections[-1].content``).
+        (:class:`ParadoxTableResult`) and the danger table (``result.sections[-1].content``).
 
     Examples
     --------
@@ -268,7 +276,7 @@ def run_pneumonia_demo(
                 models[k] = base[k]
     paradox = paradox_table(models, te.X, data)
     danger = danger_table(scores, te.ground_truth, te.X["asthma"].to_numpy() == 1,
-                          threshold=0.1)
+                          threshold=0.1, model_name="MLP")
     result = result.add_section(
         "How the MLP was trained", search,
         intro=f"A PyTorch MLP (standardisation inside the module) was tuned over "

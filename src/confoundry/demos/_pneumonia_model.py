@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import Finding, ResultMixin, to_jsonable
+from .._result import Finding, ResultMixin
 from .._utils import check_random_state, int_seed, progress, to_numpy, torch_seed
-from ..data import AuditData
+from ..data import ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
 
 try:
@@ -121,9 +121,12 @@ class MLPSearchResult(ResultMixin):
     random_state : int or None
     deterministic : bool
         Whether ``torch.use_deterministic_algorithms(True)`` was in force during training.
+    params : dict
+        Provenance: the training settings (``max_epochs``, ``patience``, ``batch_size``,
+        ``tuning_fraction``, ``random_state``, ...), the feature names and torch's version.
     """
 
-    search: pd.DataFrame
+    search: pd.DataFrame = field(metadata={"to_dict": False})  # it is to_dict()["table"]
     history: pd.DataFrame
     best_config: Mapping[str, Any]
     refit: bool
@@ -134,16 +137,6 @@ class MLPSearchResult(ResultMixin):
 
     def to_frame(self) -> pd.DataFrame:
         return self.search.copy()
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.update({
-            "best_config": to_jsonable(dict(self.best_config)), "refit": self.refit,
-            "seconds": self.seconds, "random_state": to_jsonable(self.random_state),
-            "deterministic": self.deterministic, "params": to_jsonable(dict(self.params)),
-            "history": to_jsonable(self.history),
-        })
-        return out
 
     def findings(self) -> list[Finding]:
         best = self.search.loc[self.search["selected"]].iloc[0]
@@ -190,13 +183,10 @@ class MLPSearchResult(ResultMixin):
 
 
 def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    """Mann-Whitney AUROC (ties count one half)."""
-    from scipy.stats import rankdata
+    """AUROC of scores ``s`` for 0/1 labels ``y`` (the shared :mod:`confoundry.stats` metric)."""
+    from ..stats import weighted_metrics
 
-    pos = y == 1
-    n1, n0 = int(pos.sum()), int((~pos).sum())
-    ranks = rankdata(s)
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(weighted_metrics(y, s, None, task="binary", metrics=["auroc"])["auroc"][0])
 
 
 def _check_configs(configs: Any) -> list[dict[str, Any]]:
@@ -350,7 +340,7 @@ def train_pneumonia_mlp(
     """
     if torch is None:  # pragma: no cover
         raise ImportError("train_pneumonia_mlp needs PyTorch.")
-    data = AuditData(X_train, y_train, task="binary")
+    data = ensure_data(X_train, y_train, task="binary")
     if not data.is_tabular:
         raise ValueError(f"X_train={describe(X_train)} is not a 2-D table; expected tabular "
                          "features (n, d).")
@@ -446,7 +436,7 @@ def train_pneumonia_mlp(
         params={"max_epochs": max_epochs, "patience": patience, "batch_size": batch_size,
                 "lr": lr, "tuning_fraction": tuning_fraction, "optimizer": "AdamW",
                 "selection": "tuning AUROC", "early_stopping": "tuning log-loss",
-                "n_features": len(names), "feature_names": names,
+                "random_state": seed0, "n_features": len(names), "feature_names": names,
                 "torch_version": torch.__version__},
     )
     return model, record

@@ -7,6 +7,7 @@
 - :func:`contrast_attributions`: what the model does differently in one group of samples.
 """
 
+from .._result import deprecated_aliases
 from ._contrast import ContrastResult, contrast_attributions
 from ._slices import SliceResult, discover_slices
 from ._split import DomainResult, split_domains
@@ -15,3 +16,7 @@ __all__ = [
     "ContrastResult", "DomainResult", "SliceResult", "contrast_attributions", "discover_slices",
     "split_domains",
 ]
+
+#: former names, served with a DeprecationWarning for one release (none renamed here yet).
+_DEPRECATED: dict[str, type] = {}
+__getattr__ = deprecated_aliases(__name__, _DEPRECATED)

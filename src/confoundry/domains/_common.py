@@ -1,4 +1,4 @@
-"""Helpers shared by the domain-split analyses: scoring models, the headline metric."""
+"""Helpers shared by the domain-split analyses: scoring models, checking precomputed scores."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from ..data import AuditData
 from ..data._validation import describe
 from ..models import as_model
 
-#: the metric a plot or a finding speaks about when the user names none.
-PRIMARY_METRIC = {"binary": "auroc", "multiclass": "accuracy", "regression": "r2"}
 
-
-def check_scores(scores: Any, data: AuditData, name: str = "scores") -> np.ndarray:
-    """Validate precomputed scores against the task and the number of rows."""
+def check_scores(scores: Any, data: Any, name: str = "scores") -> np.ndarray:
+    """Validate precomputed scores against the task and the number of rows of ``data``."""
     s = np.asarray(scores.to_numpy() if hasattr(scores, "to_numpy") else scores, dtype=np.float64)
     n = data.n_samples
     if data.task == "multiclass":
@@ -33,47 +29,25 @@ def check_scores(scores: Any, data: AuditData, name: str = "scores") -> np.ndarr
     return s
 
 
-def model_scores(model: Any, X: Any, data: AuditData, scores: Any, *,
-                 default_name: str = "model") -> tuple[np.ndarray, str]:
-    """Scores of ``model`` on ``X`` (or the given ``scores``) and the model's display name."""
+def model_scores(model: Any, X: Any, data: Any, scores: Any, *,
+                 model_name: str | None = None) -> tuple[np.ndarray, str]:
+    """Scores of ``model`` on ``X`` (or the given ``scores``) and the model's display name.
+
+    The name is ``model_name`` when given, else the model's own name, else ``"model"``.
+    """
+    if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
+        raise ValueError(f"model_name={model_name!r} is not valid; expected a non-empty string.")
     if scores is not None:
-        name = default_name
-        if model is not None:
+        name = model_name
+        if name is None and model is not None:
             name = getattr(model, "name", None) or type(model).__name__
-        return check_scores(scores, data), str(name)
+        return check_scores(scores, data), str(name or "model")
     if model is None:
         raise ValueError("model=None and scores=None; expected a model to score X, or "
                          "precomputed scores=.")
-    adapter = as_model(model, task=data.task)
-    return check_scores(adapter.predict_scores(X), data, name=f"the scores of {adapter.name}"), \
-        adapter.name
-
-
-def errors_of(y: np.ndarray, s: np.ndarray, task: str, kind: str, threshold: float) -> np.ndarray:
-    """Per-sample error: misclassification, log-loss, Brier, absolute or squared residual."""
-    if kind == "misclassification":
-        if task == "binary":
-            return ((s >= threshold).astype(np.int64) != y).astype(np.float64)
-        if task == "multiclass":
-            return (s.argmax(axis=1) != y).astype(np.float64)
-    eps = np.finfo(np.float64).eps
-    if kind == "log_loss":
-        if task == "binary":
-            p = np.clip(s, eps, 1 - eps)
-            return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-        if task == "multiclass":
-            return -np.log(np.clip(s[np.arange(len(y)), y], eps, 1.0))
-    if kind == "brier":
-        if task == "binary":
-            return (s - y) ** 2
-        if task == "multiclass":
-            onehot = np.eye(s.shape[1])[y]
-            return ((s - onehot) ** 2).sum(axis=1)
-    if task == "regression" and kind == "absolute":
-        return np.abs(y - s)
-    if task == "regression" and kind == "squared":
-        return (y - s) ** 2
-    allowed = {"binary": ("misclassification", "log_loss", "brier"),
-               "multiclass": ("misclassification", "log_loss", "brier"),
-               "regression": ("absolute", "squared")}[task]
-    raise ValueError(f"error={kind!r} is not valid for task={task!r}; expected one of {allowed}.")
+    if X is None:
+        raise TypeError("X is None and scores is None; expected model inputs X to score the "
+                        "model with, or precomputed scores=.")
+    adapter = as_model(model, task=data.task, name=model_name)
+    name = model_name or adapter.name
+    return check_scores(adapter.predict_scores(X), data, name=f"the scores of {name}"), name

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
+from .._explanation import AttributionResult
 from .._result import Finding, ResultMixin, to_jsonable
 from .._utils import check_random_state
 from ..data._validation import check_positive_int, check_probability, describe
-from ..stats import bh_adjust, bootstrap_weights
+from ..stats import DEFAULT_CI, DEFAULT_FDR, bh_adjust, bootstrap_weights, percentile_ci
 from ..stats._bootstrap import _MAX_CELLS
 
 STATISTICS = ("mean", "mean_abs")
-#: q-value under which a feature is reported as used differently.
-ALPHA = 0.05
+#: default q-value under which a feature is reported as used differently.
+ALPHA = DEFAULT_FDR
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +39,11 @@ class ContrastResult(ResultMixin):
     method, model_name : str
         Of the attribution.
     n_permutations, n_boot : int
+    fdr, ci : float
+        q-value under which a feature counts as used differently; interval coverage.
+    params : dict
+        What the contrast was computed with (``statistic``, ``n_permutations``, ``n_boot``,
+        ``ci``, ``fdr``, ``random_state``).
     """
 
     table: pd.DataFrame
@@ -48,14 +54,17 @@ class ContrastResult(ResultMixin):
     model_name: str
     n_permutations: int
     n_boot: int
+    fdr: float = DEFAULT_FDR
+    ci: float = DEFAULT_CI
+    params: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
 
     def findings(self) -> list[Finding]:
         """One ``attribution_contrast`` finding (info, Tip 9) naming the features used
-        differently at q < 0.05, if any."""
-        sig = self.table[self.table["q_value"] < ALPHA]
+        differently at q < ``fdr``, if any."""
+        sig = self.table[self.table["q_value"] < self.fdr]
         if sig.empty:
             return []
         top = sig.head(5)
@@ -67,18 +76,14 @@ class ContrastResult(ResultMixin):
             f"In '{self.group_a}' (n = {int(top['n_a'].iloc[0])}) against '{self.group_b}' "
             f"(n = {int(top['n_b'].iloc[0])}), {self.model_name or 'the model'} differs in "
             f"{what} of {len(sig)} feature(s): " + ", ".join(parts) + ".",
-            subject=self.group_a, model=self.model_name or None,
+            subject=self.group_a, model=self.model_name or None, domain=self.group_a,
             evidence={"features": to_jsonable(top[["feature", "difference", "ci_low", "ci_high",
                                                    "p_value", "q_value"]]),
                       "statistic": self.statistic, "method": self.method,
-                      "n_permutations": self.n_permutations})]
+                      "n_permutations": self.n_permutations, "fdr": self.fdr})]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "ContrastResult", "group_a": self.group_a, "group_b": self.group_b,
-                "statistic": self.statistic, "method": self.method, "model": self.model_name,
-                "n_permutations": self.n_permutations, "n_boot": self.n_boot,
-                "table": to_jsonable(self.table),
-                "findings": [f.to_dict() for f in self.findings()]}
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"model": self.model_name}
 
     def plot(self, ax: Any = None, *, max_features: int = 12) -> Any:
         """Features whose attribution differs most: difference with CI, significant in colour."""
@@ -90,14 +95,15 @@ class ContrastResult(ResultMixin):
         est = t["difference"].to_numpy(dtype=float)
         err = np.vstack([est - t["ci_low"].to_numpy(dtype=float),
                          t["ci_high"].to_numpy(dtype=float) - est])
-        sig = t["q_value"].to_numpy(dtype=float) < ALPHA
+        sig = t["q_value"].to_numpy(dtype=float) < self.fdr
         colors = np.where(sig, np.where(est > 0, "#C44E52", "#4C72B0"), "#B0B0B0")
         ypos = np.arange(len(t))
         ax.barh(ypos, est, color=colors, xerr=err, capsize=2, ecolor="#333333")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(ypos, [f"{f}{' *' if s else ''}" for f, s in zip(t["feature"], sig)])
         what = "mean attribution" if self.statistic == "mean" else "mean |attribution|"
-        ax.set_xlabel(f"{what}: '{self.group_a}' minus '{self.group_b}' (95% CI; * q < 0.05)")
+        ax.set_xlabel(f"{what}: '{self.group_a}' minus '{self.group_b}' ({self.ci:.0%} CI; "
+                      f"* q < {self.fdr:g})")
         ax.set_title(f"What {self.model_name or 'the model'} does differently ({self.method})")
         ax.figure.tight_layout()
         return ax.figure
@@ -106,7 +112,7 @@ class ContrastResult(ResultMixin):
 def _groups(groups: Any, n: int) -> tuple[np.ndarray, str, str]:
     g = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
     if g.ndim != 1 or len(g) != n:
-        raise ValueError(f"groups={describe(groups)} does not match the attribution's {n} "
+        raise ValueError(f"by={describe(groups)} does not match the attribution's {n} "
                          "samples; expected a boolean mask or a 2-level array of that length.")
     if g.dtype == bool:
         a, la, lb = g, "in group", "rest"
@@ -116,7 +122,7 @@ def _groups(groups: Any, n: int) -> tuple[np.ndarray, str, str]:
     else:
         levels = pd.unique(pd.Series(g))
         if len(levels) != 2:
-            raise ValueError(f"groups has {len(levels)} levels {describe(list(levels))}; expected "
+            raise ValueError(f"by has {len(levels)} levels {describe(list(levels))}; expected "
                              "a boolean mask or exactly 2 levels.")
         try:
             levels = sorted(levels)
@@ -125,20 +131,22 @@ def _groups(groups: Any, n: int) -> tuple[np.ndarray, str, str]:
         a, la, lb = g == levels[1], str(levels[1]), str(levels[0])
     n_a = int(a.sum())
     if n_a < 2 or n - n_a < 2:
-        raise ValueError(f"groups has {n_a} samples in '{la}' and {n - n_a} in '{lb}'; expected "
+        raise ValueError(f"by has {n_a} samples in '{la}' and {n - n_a} in '{lb}'; expected "
                          "at least 2 in each group.")
     return a, la, lb
 
 
 def contrast_attributions(
-    attribution: Attribution,
-    groups: Any,
+    attribution: AttributionResult,
+    by: Any = None,
     *,
     n_permutations: int = 1000,
     random_state: Any = None,
     statistic: str = "mean",
     n_boot: int = 1000,
-    ci: float = 0.95,
+    ci: float = DEFAULT_CI,
+    fdr: float = DEFAULT_FDR,
+    groups: Any = None,
 ) -> ContrastResult:
     """Per-feature difference in attribution between two groups, with CI, p- and q-values.
 
@@ -148,10 +156,11 @@ def contrast_attributions(
 
     Parameters
     ----------
-    attribution : Attribution
+    attribution : AttributionResult
         Tabular attributions ``(n, d)`` of the model (``confoundry.attribute``).
-    groups : boolean mask or 2-level array of length n
-        Group a is ``True`` (or the larger of the two sorted levels); group b the rest.
+    by : boolean mask or 2-level array of length n
+        The two groups: group a is ``True`` (or the larger of the two sorted levels); group b
+        the rest.
     n_permutations : int
         Label permutations of the two-sided test, all computed in one matrix product per chunk.
     random_state : None, int or Generator
@@ -162,6 +171,10 @@ def contrast_attributions(
         Bootstrap replicates of the interval (each group resampled on its own).
     ci : float
         Coverage of the interval.
+    fdr : float
+        q-value (Benjamini–Hochberg over features) under which a feature is reported.
+    groups : deprecated
+        Former name of ``by``.
 
     Returns
     -------
@@ -170,31 +183,42 @@ def contrast_attributions(
     Examples
     --------
     >>> import numpy as np
-    >>> from confoundry import Attribution
+    >>> from confoundry import AttributionResult
     >>> rng = np.random.default_rng(0)
     >>> v = rng.normal(size=(300, 3)); g = np.arange(300) < 100
     >>> v[g, 0] += 1.0                       # feature a0 is used differently in the group
-    >>> attr = Attribution(v, 0.0, v, ["a0", "a1", "a2"], method="manual")
+    >>> attr = AttributionResult(v, 0.0, v, ["a0", "a1", "a2"], method="manual")
     >>> res = contrast_attributions(attr, g, n_permutations=500, random_state=0)
     >>> res.table.loc[0, "feature"], bool(res.table.loc[0, "q_value"] < 0.01)
     ('a0', True)
     """
-    if not isinstance(attribution, Attribution):
+    if not isinstance(attribution, AttributionResult):
         raise TypeError(f"attribution has type {type(attribution).__name__}; expected a "
-                        "confoundry.Attribution (from confoundry.attribute or explain()).")
+                        "confoundry.AttributionResult (from confoundry.attribute or explain()).")
     if not attribution.is_tabular:
         raise ValueError(f"attribution has values of shape {attribution.values.shape}; expected "
                          "tabular attributions (n, d). Aggregate image attributions into "
                          "regions first.")
     if statistic not in STATISTICS:
         raise ValueError(f"statistic={statistic!r} is not valid; expected one of {STATISTICS}.")
+    if groups is not None:
+        if by is not None:
+            raise TypeError("contrast_attributions() got both by= and its deprecated name "
+                            "groups=; expected only by=.")
+        warnings.warn("contrast_attributions(groups=) is deprecated; use by=.",
+                      DeprecationWarning, stacklevel=2)
+        by = groups
+    if by is None:
+        raise TypeError("by is None; expected a boolean mask or a 2-level array, one entry per "
+                        "sample of the attribution.")
     n_permutations = check_positive_int(n_permutations, "n_permutations")
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
+    fdr = check_probability(fdr, "fdr")
     rng = check_random_state(random_state)
     V = attribution.values if statistic == "mean" else np.abs(attribution.values)
     n, d = V.shape
-    a, la, lb = _groups(groups, n)
+    a, la, lb = _groups(by, n)
     n_a, n_b = int(a.sum()), int(n - a.sum())
     Va, Vb = V[a], V[~a]
     mean_a, mean_b = Va.mean(axis=0), Vb.mean(axis=0)
@@ -203,8 +227,7 @@ def contrast_attributions(
     # bootstrap: each group resampled on its own (B, n_g) @ (n_g, d)
     boot_a = np.vstack([W @ Va for W in bootstrap_weights(n_a, n_boot, random_state=rng)]) / n_a
     boot_b = np.vstack([W @ Vb for W in bootstrap_weights(n_b, n_boot, random_state=rng)]) / n_b
-    alpha = (1 - ci) / 2
-    lo, hi = np.quantile(boot_a - boot_b, [alpha, 1 - alpha], axis=0)
+    lo, hi = percentile_ci(boot_a - boot_b, ci, axis=0)
 
     # permutation: permuted group indicators (B, n) @ V, chunked
     total = V.sum(axis=0)
@@ -231,4 +254,9 @@ def contrast_attributions(
     table = table.iloc[np.argsort(-np.abs(obs), kind="stable")].reset_index(drop=True)
     return ContrastResult(table=table, group_a=la, group_b=lb, statistic=statistic,
                           method=attribution.method, model_name=attribution.model_name,
-                          n_permutations=n_permutations, n_boot=n_boot)
+                          n_permutations=n_permutations, n_boot=n_boot, fdr=fdr, ci=ci,
+                          params={"statistic": statistic, "n_permutations": n_permutations,
+                                  "n_boot": n_boot, "ci": ci, "fdr": fdr,
+                                  "random_state": random_state if random_state is None
+                                  or isinstance(random_state, (int, np.integer))
+                                  else type(random_state).__name__})

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import AuditData
 from ..data._validation import check_positive_int, describe
 
 
@@ -102,7 +101,7 @@ def code_column(name: str, x: Any, kind: str, bins: int) -> Coded:
 
 
 # ----------------------------------------------------------------------- by -> domains
-def _column(data: AuditData, name: str, bins: int) -> Coded:
+def _column(data: Any, name: str, bins: int) -> Coded:
     if data.metadata is not None and name in data.metadata.columns:
         return code_column(name, data.metadata[name], data.metadata_kinds[name], bins)
     if data.is_tabular and name in data.feature_names:
@@ -115,9 +114,12 @@ def _column(data: AuditData, name: str, bins: int) -> Coded:
 
 
 def resolve_domains(
-    by: Any, data: AuditData, *, bins: int
+    by: Any, data: Any, *, bins: int
 ) -> tuple[list[str], list[np.ndarray], list[str]]:
     """Domain names, their row positions and the columns that define them.
+
+    ``data`` is an :class:`~confoundry.AuditData` (or the labels-only stand-in of a step given
+    precomputed scores); it is read, never rebuilt.
 
     ``by`` is a metadata Series or 1-D array of labels, a column name (metadata or feature), a
     list of names or a DataFrame (their intersections), or a mapping name -> boolean mask.
@@ -165,16 +167,50 @@ def _kind(s: pd.Series) -> str:
     return _metadata_kind(s)
 
 
-def _aligned_metadata(frame: pd.DataFrame, data: AuditData, reindex: bool = False) -> pd.DataFrame:
-    """Validate a DataFrame of domain labels with AuditData's rules (length, index, missing)."""
+def _aligned_metadata(frame: pd.DataFrame, data: Any, reindex: bool = False) -> pd.DataFrame:
+    """Validate a DataFrame of domain labels with AuditData's rules for metadata (length, index,
+    missing or infinite values, a single level), without building another AuditData."""
+    n, index = data.n_samples, data.index
     if reindex:
-        frame = frame.set_axis(data.index)
-    if len(frame) == data.n_samples and isinstance(data.index, pd.RangeIndex) \
-            and not frame.index.equals(data.index):
-        frame = frame.set_axis(data.index)  # positional input (X was an array)
-    dummy = pd.DataFrame({"_": np.zeros(data.n_samples)}, index=data.index)
-    checked = AuditData(dummy, metadata=frame)
-    return checked.metadata
+        frame = frame.set_axis(index)
+    if len(frame) != n:
+        raise ValueError(f"metadata has {len(frame)} rows but X has {n}; expected one row per "
+                         "sample.")
+    if frame.columns.duplicated().any():
+        dups = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise ValueError(f"metadata has duplicate column names {dups}; expected unique names.")
+    if not frame.index.equals(index):
+        if isinstance(index, pd.RangeIndex):
+            frame = frame.set_axis(index)  # positional input (X was an array)
+        elif index.has_duplicates:
+            raise ValueError("X's index has duplicate labels; cannot align metadata to it.")
+        elif set(frame.index) == set(index):
+            raise ValueError("metadata's index holds the same samples as X's but in a different "
+                             "order; expected the same order (use metadata.loc[X.index]).")
+        else:
+            raise ValueError(
+                "metadata's index does not match X's index (e.g. metadata has "
+                f"{describe(list(frame.index[:3]))}, X has {describe(list(index[:3]))}); "
+                "expected the same samples in the same order.")
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    for col in frame.columns:
+        s = frame[col]
+        if not col.strip():
+            raise ValueError("metadata has a column with an empty name; expected named columns.")
+        n_missing = int(s.isna().sum())
+        if n_missing:
+            raise ValueError(
+                f"metadata column {col!r} has {n_missing} missing value(s); expected a value for "
+                "every sample (fill them with an explicit level such as 'unknown').")
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
+                and not np.all(np.isfinite(s.to_numpy(dtype=float))):
+            raise ValueError(f"metadata column {col!r} has infinite values; expected finite "
+                             "numbers.")
+        if s.nunique() < 2:
+            raise ValueError(
+                f"metadata column {col!r} has a single level ({s.iloc[0]!r}); expected at least "
+                "two levels, since a constant cannot confound anything (drop the column).")
+    return frame
 
 
 def _intersections(coded: list[Coded]) -> tuple[list[str], list[np.ndarray], list[str]]:

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .._result import Finding, ResultMixin, to_jsonable
-from .._utils import check_random_state
-from ..data import AuditData
+from .._result import Finding, ResultMixin
+from .._utils import check_random_state, progress
 from ..data._validation import check_positive_int, check_probability
-from ..stats import bh_adjust
-from ._common import errors_of, model_scores
+from ..models._labels import step_data
+from ..stats import DEFAULT_CI, Z95, bh_adjust, per_sample_loss, wilson_interval
+from ._common import model_scores
 from ._groups import Coded, code_column
 
 #: one-sided discovery z a slice needs to be carried to the confirmation half (p < 0.05).
@@ -57,6 +57,9 @@ class SliceResult(ResultMixin):
         Slices evaluated by the lattice search (support above ``min_support``).
     fdr, min_support : float
     max_conditions : int
+    params : dict
+        What the search was run with (``fdr``, ``min_support``, ``max_conditions``, ``bins``,
+        ``error``, ``threshold``, ``max_candidates``, ``random_state``).
     """
 
     table: pd.DataFrame
@@ -70,6 +73,7 @@ class SliceResult(ResultMixin):
     fdr: float
     min_support: float
     max_conditions: int
+    params: dict[str, Any] = field(default_factory=dict)
     _columns: tuple[Coded, ...] = field(default=(), repr=False)
     _codes: np.ndarray | None = field(default=None, repr=False)
     _rules: tuple[tuple[tuple[int, int], ...], ...] = field(default=(), repr=False)
@@ -118,22 +122,15 @@ class SliceResult(ResultMixin):
                 f"(95% CI {r['ci_low']:.3g} to {r['ci_high']:.3g}, n = {r['n']}) against "
                 f"{r['complement_error_rate']:.3g} elsewhere, {r['lift']:.2g}x the overall "
                 f"{self.overall_error:.3g} (q = {r['q_value']:.2g}, confirmed on held-out half).",
-                subject=str(r["rule"]), model=self.model_name,
+                subject=str(r["rule"]), model=self.model_name, domain=str(r["rule"]),
                 evidence={k: r[k] for k in ("rule", "n", "support", "error_rate", "ci_low",
                                             "ci_high", "complement_error_rate", "lift",
                                             "p_value", "q_value", "n_discovery")}
                 | {"error": self.error, "fdr": self.fdr}))
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "SliceResult", "model": self.model_name, "task": self.task,
-            "error": self.error, "overall_error": self.overall_error,
-            "n_discovery": self.n_discovery, "n_confirmation": self.n_confirmation,
-            "n_searched": self.n_searched, "fdr": self.fdr, "min_support": self.min_support,
-            "max_conditions": self.max_conditions, "table": to_jsonable(self.table),
-            "findings": [f.to_dict() for f in self.findings()],
-        }
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"model": self.model_name}
 
     def plot(self, ax: Any = None, *, max_slices: int = 15) -> Any:
         """Slice table as a forest plot: error with CI per candidate, confirmed ones in red."""
@@ -189,7 +186,7 @@ def _slice_z(cnt: np.ndarray, es: np.ndarray, es2: np.ndarray | None, N: int, E:
 
 
 def _lattice(onehot: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bool,
-             max_conditions: int, min_count: int) -> tuple[list[tuple[int, ...]], np.ndarray,
+             max_conditions: int, min_count: int, *, verbose: bool = False) -> tuple[list[tuple[int, ...]], np.ndarray,
                                                            np.ndarray, np.ndarray]:
     """All slices of up to ``max_conditions`` conditions with support >= ``min_count``.
 
@@ -215,7 +212,8 @@ def _lattice(onehot: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bo
     Ck_e = Ce[:, keep]
     Ck_e2 = None if binary else Ce2[:, keep]
     ccol = cond_col[keep]
-    for _level in range(2, max_conditions + 1):
+    for _level in progress(range(2, max_conditions + 1), desc="slice search",
+                           verbose=verbose and max_conditions > 2):
         if not parents:
             break
         if len(parents) > MAX_PARENTS:  # heuristic cap beyond level 2: extend the worst slices
@@ -329,8 +327,8 @@ def _most_specific(k, M, free, e32, cnt, es, es2, zr, alive, N, E, E2) -> int:
 # ============================================================================ function
 def discover_slices(
     model: Any,
-    X: Any,
-    y: Any,
+    X: Any = None,
+    y: Any = None,
     *,
     metadata: pd.DataFrame | None = None,
     max_conditions: int = 2,
@@ -342,6 +340,8 @@ def discover_slices(
     error: str = "auto",
     threshold: float = 0.5,
     max_candidates: int = 10,
+    model_name: str | None = None,
+    verbose: bool = True,
 ) -> SliceResult:
     """Find slices of the data where the model fails, with false-discovery-rate control.
 
@@ -363,9 +363,12 @@ def discover_slices(
     ----------
     model : torch module, estimator, callable or ModelAdapter
         May be ``None`` when ``scores`` is given.
-    X : DataFrame or ndarray
-        Model inputs. Tabular features are searched; for image inputs only ``metadata`` is.
+    X : DataFrame, ndarray or AuditData
+        Model inputs. Tabular features are searched; for image inputs only ``metadata`` is. An
+        :class:`~confoundry.AuditData` is used as it is, with its labels and metadata. May be
+        ``None`` with ``scores``: then only ``metadata`` is searched.
     y : array-like of shape (n,)
+        Labels (``None`` takes those of an AuditData ``X``).
     metadata : DataFrame, optional
         Columns the model never saw (site, batch, sex ...), searched like features.
     max_conditions : int
@@ -388,6 +391,10 @@ def discover_slices(
         Decision threshold for binary misclassification.
     max_candidates : int
         Slices carried to the confirmation half (fewer candidates, more power).
+    model_name : str, optional
+        Display name of the model (default: the model's own name, ``"model"`` without one).
+    verbose : bool
+        Progress bar over the levels of the search.
 
     Returns
     -------
@@ -404,11 +411,11 @@ def discover_slices(
     >>> bad = (X["asthma"] == 1) & (X["age"] >= X["age"].quantile(0.75))
     >>> wrong = rng.random(n) < np.where(bad, 0.45, 0.1)
     >>> scores = np.where(wrong, 1 - y, y) * 0.6 + 0.2
-    >>> res = discover_slices(None, X, y, scores=scores, random_state=0)
+    >>> res = discover_slices(None, X, y, scores=scores, random_state=0, verbose=False)
     >>> res.confirmed.loc[0, "rule"]
     'asthma = 1 AND age >= 72.82'
     """
-    data = AuditData(X, y, metadata=metadata)
+    data = step_data(X, y, metadata)
     max_conditions = check_positive_int(max_conditions, "max_conditions")
     min_support = check_probability(min_support, "min_support")
     fdr = check_probability(fdr, "fdr")
@@ -420,8 +427,8 @@ def discover_slices(
     if error not in ERRORS:
         raise ValueError(f"error={error!r} is not valid; expected 'auto' or one of {ERRORS}.")
     rng = check_random_state(random_state)
-    s, model_name = model_scores(model, X, data, scores)
-    e = errors_of(np.asarray(data.y), s, data.task, error, threshold)
+    s, model_name = model_scores(model, X, data, scores, model_name=model_name)
+    e = per_sample_loss(np.asarray(data.y), s, data.task, error, threshold=threshold)
     binary = error == "misclassification"
 
     columns = _coded_columns(data, bins)
@@ -440,7 +447,8 @@ def discover_slices(
     offsets = np.r_[0, np.cumsum([c.n_levels for c in columns])[:-1]]
     onehot[np.arange(len(disc))[:, None], offsets[None, :] + codes[disc]] = 1.0
     min_count = max(2, int(np.ceil(min_support * len(disc))))
-    slices, cnt, es, z = _lattice(onehot, cond_col, e[disc], binary, max_conditions, min_count)
+    slices, cnt, es, z = _lattice(onehot, cond_col, e[disc], binary, max_conditions, min_count,
+                                  verbose=verbose)
     del onehot
     chosen = _select(slices, z, lambda sl: _masks(codes[disc], cond, sl), e[disc], binary,
                      min_count, max_candidates)
@@ -458,13 +466,13 @@ def discover_slices(
         comp = (Ec - s1) / n0
         if binary:
             p = sps.hypergeom.sf(s1 - 1, Nc, Ec, n1)
-            lo, hi = _wilson(s1, n1)
+            lo, hi = wilson_interval(s1, n1)
         else:
             s2 = (ec**2) @ M
             zc = _slice_z(n1, s1, s2, Nc, Ec, float((ec**2).sum()))
             p = sps.norm.sf(zc)
             sd = np.sqrt(np.maximum((s2 - n1 * rate**2) / (n1 - 1), 0))
-            half = sps.norm.isf(0.025) * sd / np.sqrt(n1)
+            half = Z95 * sd / np.sqrt(n1)
             lo, hi = rate - half, rate + half
         overall = Ec / Nc
         lift = rate / overall if overall > 0 else np.full_like(rate, np.nan)
@@ -485,23 +493,20 @@ def discover_slices(
                         ~table["confirmed"].to_numpy()))
     table = table.iloc[order].reset_index(drop=True)
     rules = tuple(tuple((int(cond[c][0]), int(cond[c][1])) for c in cand[i]) for i in order)
+    params = {"fdr": fdr, "min_support": min_support, "max_conditions": max_conditions,
+              "bins": bins, "error": error, "threshold": threshold,
+              "max_candidates": max_candidates, "ci": DEFAULT_CI,
+              "random_state": random_state if random_state is None
+              or isinstance(random_state, (int, np.integer)) else type(random_state).__name__}
     return SliceResult(
         table=table, model_name=model_name, task=data.task, error=error,
         overall_error=float(overall), n_discovery=len(disc), n_confirmation=Nc,
         n_searched=len(slices), fdr=fdr, min_support=min_support,
-        max_conditions=max_conditions, _columns=tuple(columns), _codes=codes, _rules=rules)
+        max_conditions=max_conditions, params=params, _columns=tuple(columns), _codes=codes,
+        _rules=rules)
 
 
-def _wilson(k: np.ndarray, n: np.ndarray, z: float = 1.959963984540054):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        den = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / den
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    return centre - half, centre + half
-
-
-def _coded_columns(data: AuditData, bins: int) -> list[Coded]:
+def _coded_columns(data: Any, bins: int) -> list[Coded]:
     cols: list[Coded] = []
     names: set[str] = set()
     if data.is_tabular:

@@ -1,34 +1,47 @@
-"""``split_domains``: per-domain metrics with bootstrap CIs, and DL against glass-box baselines."""
+"""``split_domains``: per-domain metrics with bootstrap CIs, and DL against glass-box baselines.
+
+One module past 450 lines: the result's views (difference, findings, plot) read the replicates
+the function stores, and are clearer beside it.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._result import Finding, ResultMixin, to_jsonable
-from .._utils import check_random_state
-from ..data import AuditData
+from .._result import Finding, ResultMixin, internal
+from .._utils import check_random_state, int_seed, progress
 from ..data._validation import check_positive_int, check_probability, describe
 from ..models import as_model
+from ..models._labels import step_data
 from ..stats import (
+    DEFAULT_CI,
+    DEFAULT_FDR,
+    HEADLINE_METRIC,
     HIGHER_IS_BETTER,
     LABELS,
+    MetricPanel,
     bh_adjust,
-    bootstrap_p_value,
-    bootstrap_weights,
-    weighted_metrics,
+    bootstrap_panel,
+    difference_summary,
+    percentile_ci,
 )
 from ..stats._metrics import check_metrics
-from ._common import PRIMARY_METRIC, check_scores, model_scores
+from ._common import check_scores, model_scores
 from ._groups import resolve_domains
 
 OVERALL = "overall"
-#: q-value under which a per-domain DL-minus-baseline difference counts as a win or a loss.
-ALPHA = 0.05
+#: default q-value under which a per-domain DL-minus-baseline difference is a win or a loss.
+ALPHA = DEFAULT_FDR
+#: domains bootstrapped at the same time (numpy releases the GIL in the metric kernels).
+_WORKERS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +54,8 @@ class DomainResult(ResultMixin):
         One row (``domain = "overall"``) with ``n``, ``positives`` and every metric with its
         ``_ci_low`` / ``_ci_high`` bootstrap percentile interval, for the audited model.
     by_domain : DataFrame
-        The same columns, one row per domain (the audited model).
+        The same columns, one row per domain (the audited model); the ``table`` of
+        :meth:`to_dict`.
     by_model : DataFrame
         ``model`` column plus the same columns, for the audited model and every baseline, over
         ``"overall"`` and every domain.
@@ -49,7 +63,7 @@ class DomainResult(ResultMixin):
         With baselines: one row per baseline x domain x metric, ``difference`` = audited model
         minus baseline, paired bootstrap CI (the same resampled rows for both models),
         two-sided bootstrap ``p_value``, Benjamini–Hochberg ``q_value`` over all rows, and
-        ``model_better`` / ``baseline_better`` (q < 0.05 in that model's favour, taking into
+        ``model_better`` / ``baseline_better`` (q < ``fdr`` in that model's favour, taking into
         account whether higher is better). Empty without baselines.
     metrics : tuple of str
     task : str
@@ -57,11 +71,14 @@ class DomainResult(ResultMixin):
     by : list of str
         Columns that define the domains (empty for masks).
     n_boot : int
-    ci : float
+    ci, threshold, fdr : float
+    params : dict
+        What the result was computed with (``n_boot``, ``ci``, ``fdr``, ``threshold``,
+        ``bins``, ``random_state``, ``overall_from_panel``).
     """
 
     overall: pd.DataFrame
-    by_domain: pd.DataFrame
+    by_domain: pd.DataFrame = internal()  # the "table" of to_dict
     by_model: pd.DataFrame
     comparison: pd.DataFrame
     metrics: tuple[str, ...]
@@ -69,8 +86,10 @@ class DomainResult(ResultMixin):
     model_name: str
     by: list[str]
     n_boot: int
-    ci: float = 0.95
+    ci: float = DEFAULT_CI
     threshold: float = 0.5
+    fdr: float = DEFAULT_FDR
+    params: Mapping[str, Any] = field(default_factory=dict)
     _replicates: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]] = field(
         default_factory=dict, repr=False)
 
@@ -78,6 +97,20 @@ class DomainResult(ResultMixin):
     def to_frame(self) -> pd.DataFrame:
         """``by_domain``: one row per domain for the audited model."""
         return self.by_domain.copy()
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"model": self.model_name, "difference": self.difference()}
+
+    def _metric(self, metric: str | None) -> str:
+        """The metric a plot or finding speaks about: the given one, else the headline one."""
+        if metric is None:
+            head = HEADLINE_METRIC[self.task]
+            return head if head in self.metrics else self.metrics[0]
+        (m,) = check_metrics(metric, self.task)
+        if m not in self.metrics:
+            raise ValueError(f"metric={metric!r} was not computed; expected one of "
+                             f"{list(self.metrics)}.")
+        return m
 
     def difference(self, metric: str | None = None, *, model: str | None = None) -> pd.DataFrame:
         """Largest gap between two domains, per metric, with a bootstrap CI.
@@ -108,7 +141,6 @@ class DomainResult(ResultMixin):
         metrics = self.metrics if metric is None else check_metrics(metric, self.task)
         table = self.by_model[(self.by_model["model"] == model)
                               & (self.by_model["domain"] != OVERALL)].set_index("domain")
-        alpha = (1 - self.ci) / 2
         rows = []
         for m in metrics:
             vals = table[m].dropna()
@@ -121,17 +153,11 @@ class DomainResult(ResultMixin):
                 continue
             hi, lo = vals.idxmax(), vals.idxmin()
             reps = self._replicates[model]
-            d = reps[hi][m] - reps[lo][m]
-            d = d[np.isfinite(d)]
-            if len(d):
-                ci_lo, ci_hi = np.quantile(d, [alpha, 1 - alpha])
-                p = bootstrap_p_value(d)
-            else:
-                ci_lo = ci_hi = p = np.nan
+            d = difference_summary(reps[hi][m] - reps[lo][m], self.ci)
             rows.append({**row, "domain_high": hi, "domain_low": lo,
                          "value_high": float(vals[hi]), "value_low": float(vals[lo]),
-                         "difference": float(vals[hi] - vals[lo]), "ci_low": float(ci_lo),
-                         "ci_high": float(ci_hi), "p_value": float(p),
+                         "difference": float(vals[hi] - vals[lo]), "ci_low": d["ci_low"],
+                         "ci_high": d["ci_high"], "p_value": d["p_value"],
                          "n_high": int(table.loc[hi, "n"]), "n_low": int(table.loc[lo, "n"])})
         return pd.DataFrame(rows)
 
@@ -140,8 +166,7 @@ class DomainResult(ResultMixin):
         """A ``domain_gap`` when the headline metric differs between domains (CI excludes 0),
         and ``baseline_outperforms`` for each domain where a baseline beats the model."""
         out: list[Finding] = []
-        m = PRIMARY_METRIC[self.task] if PRIMARY_METRIC[self.task] in self.metrics \
-            else self.metrics[0]
+        m = self._metric(None)
         gap = self.difference(m)
         if len(gap) and np.isfinite(gap.loc[0, "ci_low"]) and gap.loc[0, "ci_low"] > 0:
             g = gap.iloc[0]
@@ -153,8 +178,9 @@ class DomainResult(ResultMixin):
                 f"{g['value_high']:.3g} in '{g['domain_high']}' (n = {g['n_high']}) vs "
                 f"{g['value_low']:.3g} in '{g['domain_low']}' (n = {g['n_low']}); gap "
                 f"{g['difference']:.3g}, {self.ci:.0%} CI {g['ci_low']:.3g} to {g['ci_high']:.3g}.",
-                subject=str(worse), model=self.model_name,
+                subject=str(worse), model=self.model_name, domain=str(worse),
                 evidence={"metric": m, "worse_domain": worse, "better_domain": better,
+                          "by": list(self.by),
                           **{k: g[k] for k in ("value_high", "value_low", "difference",
                                                "ci_low", "ci_high", "p_value", "n_high",
                                                "n_low")}}))
@@ -171,31 +197,20 @@ class DomainResult(ResultMixin):
                     f"{r['model_value']:.3g} ({self.model_name} minus {r['baseline']} "
                     f"{r['difference']:+.3g}, {self.ci:.0%} "
                     f"CI {r['ci_low']:.3g} to {r['ci_high']:.3g}, q = {r['q_value']:.2g}).",
-                    subject=str(r["domain"]), model=self.model_name,
-                    evidence={k: r[k] for k in ("baseline", "domain", "metric", "model_value",
-                                                "baseline_value", "difference", "ci_low",
-                                                "ci_high", "p_value", "q_value", "n")}))
+                    # the winner is the finding's model, as in compare_models
+                    subject=str(r["domain"]), model=str(r["baseline"]), domain=str(r["domain"]),
+                    evidence={"reference": self.model_name,
+                              **{k: r[k] for k in ("baseline", "domain", "metric", "model_value",
+                                                   "baseline_value", "difference", "ci_low",
+                                                   "ci_high", "p_value", "q_value", "n")}}))
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "DomainResult", "model": self.model_name, "task": self.task, "by": self.by,
-            "metrics": list(self.metrics), "n_boot": self.n_boot, "ci": self.ci,
-            "overall": to_jsonable(self.overall), "table": to_jsonable(self.by_domain),
-            "by_model": to_jsonable(self.by_model),
-            "comparison": to_jsonable(self.comparison),
-            "difference": to_jsonable(self.difference()),
-            "findings": [f.to_dict() for f in self.findings()],
-        }
 
     # ------------------------------------------------------------------- plot
     def plot(self, ax: Any = None, *, metric: str | None = None) -> Any:
         """Forest plot: the metric with its CI in every domain, audited model and baselines."""
         import matplotlib.pyplot as plt
 
-        m = metric or (PRIMARY_METRIC[self.task] if PRIMARY_METRIC[self.task] in self.metrics
-                       else self.metrics[0])
-        check_metrics(m, self.task)
+        m = self._metric(metric)
         domains = [OVERALL] + list(self.by_domain["domain"])
         models = list(dict.fromkeys(self.by_model["model"]))
         if ax is None:
@@ -227,19 +242,24 @@ class DomainResult(ResultMixin):
 # ============================================================================ function
 def split_domains(
     model: Any,
-    X: Any,
-    y: Any,
+    X: Any = None,
+    y: Any = None,
     *,
     by: Any,
     baselines: Mapping[str, Any] | None = None,
+    scores: Any = None,
+    baseline_scores: Mapping[str, Any] | None = None,
+    overall: MetricPanel | None = None,
     metrics: Sequence[str] | None = None,
     threshold: float = 0.5,
     bins: int = 4,
     n_boot: int = 1000,
     random_state: Any = None,
     metadata: pd.DataFrame | None = None,
-    scores: Any = None,
-    ci: float = 0.95,
+    ci: float = DEFAULT_CI,
+    fdr: float = DEFAULT_FDR,
+    model_name: str | None = None,
+    verbose: bool = True,
 ) -> DomainResult:
     """Metrics of a model in every domain, with bootstrap CIs, and against glass-box baselines.
 
@@ -247,10 +267,11 @@ def split_domains(
     ----------
     model : torch module, estimator, callable or ModelAdapter
         Anything :func:`confoundry.as_model` accepts. May be ``None`` when ``scores`` is given.
-    X : DataFrame, ndarray or tensor
-        Model inputs.
+    X : DataFrame, ndarray, tensor or AuditData
+        Model inputs (an :class:`~confoundry.AuditData` is used as it is, with its labels and
+        metadata). May be ``None`` when ``scores`` (and the baselines' scores) are given.
     y : array-like of shape (n,)
-        Labels or targets.
+        Labels or targets (``None`` takes those of an AuditData ``X``).
     by : Series, str, list of str, DataFrame or mapping of str to boolean mask
         What defines the domains: a metadata Series (one domain per level); the name of a
         ``metadata`` column or of a feature; several names or a DataFrame (every observed
@@ -260,23 +281,42 @@ def split_domains(
         Glass-box models (anything with ``predict_scores`` or that :func:`as_model` accepts), or
         their precomputed scores. Each gets the same table, and the audited model minus the
         baseline gets a paired bootstrap CI in every domain.
+    scores : array, optional
+        Precomputed scores of ``model`` on ``X`` (shared predictions; ``model`` is then not
+        called).
+    baseline_scores : mapping of str to array, optional
+        Precomputed scores of the baselines by name (those are not scored again); names not in
+        ``baselines`` are added as baselines.
+    overall : MetricPanel, optional
+        The metric panel of the same test set (:func:`confoundry.stats.bootstrap_panel`), whose
+        point estimates and shared replicates give the ``"overall"`` row of every model instead
+        of a second bootstrap. Its models are named as here (``model_name`` and the baseline
+        names); when one is missing, or a metric, or the threshold differs, the overall rows are
+        bootstrapped here as without it.
     metrics : sequence of str, optional
-        Subset of :func:`confoundry.stats.default_metrics` for the task (all by default).
+        Subset of :func:`confoundry.stats.default_metrics` for the task (all by default);
+        scikit-learn spellings (``"roc_auc"``, ``"average_precision"`` ...) are accepted.
     threshold : float
         Decision threshold of the thresholded binary metrics.
     bins : int
         Number of quantile bins for a continuous ``by`` column.
     n_boot : int
         Bootstrap replicates. Each domain is resampled on its own, stratified by class, and all
-        models are scored on the same replicates.
+        models are scored on the same replicates (one panel per domain, see
+        :func:`confoundry.stats.bootstrap_panel`).
     random_state : None, int or Generator
     metadata : DataFrame, optional
         Metadata columns that ``by`` may name.
-    scores : array, optional
-        Precomputed scores of ``model`` on ``X`` (shared predictions; ``model`` is then not
-        called).
     ci : float
         Coverage of the percentile intervals.
+    fdr : float
+        False-discovery rate (Benjamini–Hochberg over all comparison rows) of
+        ``model_better`` / ``baseline_better``.
+    model_name : str, optional
+        Display name of the audited model (default: the model's own name, ``"model"`` without
+        one).
+    verbose : bool
+        Progress bar over the domains.
 
     Returns
     -------
@@ -286,91 +326,140 @@ def split_domains(
     --------
     >>> import numpy as np, pandas as pd
     >>> rng = np.random.default_rng(0)
-    >>> X = pd.DataFrame({"age": rng.normal(60, 10, 600)})
     >>> y = (rng.random(600) < 0.4).astype(int)
     >>> s = np.clip(0.4 + 0.3 * (y - 0.4) + rng.normal(0, 0.2, 600), 0, 1)
     >>> site = pd.Series(rng.choice(["A", "B"], 600), name="site")
-    >>> res = split_domains(None, X, y, by=site, scores=s, metrics=["auroc", "accuracy"],
-    ...                     n_boot=200, random_state=0)
+    >>> res = split_domains(None, None, y, by=site, scores=s, metrics=["roc_auc", "accuracy"],
+    ...                     n_boot=200, random_state=0, verbose=False)
     >>> res.by_domain[["domain", "n"]].to_dict("records")
-    [{'domain': 'site = A', 'n': 341}, {'domain': 'site = B', 'n': 259}]
+    [{'domain': 'site = A', 'n': 288}, {'domain': 'site = B', 'n': 312}]
     >>> bool((res.by_domain["auroc_ci_low"] < res.by_domain["auroc"]).all())
     True
     """
-    data = AuditData(X, y, metadata=metadata)
+    data = step_data(X, y, metadata)
     metrics = check_metrics(metrics, data.task)
     n_boot = check_positive_int(n_boot, "n_boot")
     threshold = check_probability(threshold, "threshold")
     ci = check_probability(ci, "ci")
+    fdr = check_probability(fdr, "fdr")
     rng = check_random_state(random_state)
     names, rows, by_cols = resolve_domains(by, data, bins=bins)
 
-    s_main, model_name = model_scores(model, X, data, scores)
-    all_scores = {model_name: s_main}
-    if baselines is not None:
-        if not isinstance(baselines, Mapping):
-            raise TypeError(f"baselines={describe(baselines)} is not a mapping; expected a dict "
-                            "of name -> model (or score array).")
-        for bname, obj in baselines.items():
-            bname = str(bname)
-            if bname in all_scores:
-                raise ValueError(f"baselines has the name {bname!r}, which is also the audited "
-                                 "model's name; expected distinct names.")
-            if isinstance(obj, (np.ndarray, pd.Series)) or (
-                    isinstance(obj, (list, tuple)) and len(obj) == data.n_samples):
-                all_scores[bname] = check_scores(obj, data, name=f"baselines[{bname!r}]")
-            else:
-                adapter = as_model(obj, task=data.task, name=bname)
-                all_scores[bname] = check_scores(adapter.predict_scores(X), data,
-                                                 name=f"the scores of baseline {bname!r}")
+    s_main, name = model_scores(model, X, data, scores, model_name=model_name)
+    all_scores = {name: s_main, **_baseline_scores(baselines, baseline_scores, X, data, name)}
 
     y_arr = np.asarray(data.y)
-    groups = [(OVERALL, np.arange(data.n_samples))] + list(zip(names, rows))
+    # one seed per panel, drawn up front: the overall panel's first, as when it is computed here
+    seeds = [int_seed(rng) for _ in range(len(names) + 1)]
+    panel = _usable_panel(overall, all_scores, data, metrics, threshold)
+    from_panel = panel is not None
+    groups = list(zip(names, rows, seeds[1:]))
+
+    def one(item: tuple[str, np.ndarray, int]) -> MetricPanel:
+        _, idx, seed = item
+        return bootstrap_panel(y_arr[idx], {m: s[idx] for m, s in all_scores.items()},
+                               task=data.task, metrics=metrics, n_boot=n_boot, ci=ci,
+                               threshold=threshold, random_state=seed, reference=name)
+
+    if panel is None:
+        groups.insert(0, (OVERALL, np.arange(data.n_samples), seeds[0]))
+    # each domain has its own seed, so the result does not depend on the order of the workers
+    workers = min(_WORKERS, os.cpu_count() or 1, len(groups))
+    with ThreadPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        mapped = pool.map(one, groups) if pool is not None else map(one, groups)
+        panels = list(progress(mapped, total=len(groups), desc="domain bootstrap",
+                               verbose=verbose))
+    if panel is not None:
+        groups.insert(0, (OVERALL, np.arange(data.n_samples), seeds[0]))
+        panels.insert(0, panel.subset(list(all_scores)))
+
     records: list[dict[str, Any]] = []
-    reps: dict[str, dict[str, dict[str, np.ndarray]]] = {m: {} for m in all_scores}
-    alpha = (1 - ci) / 2
-    for gname, idx in groups:
-        yg = y_arr[idx]
-        point = {mn: weighted_metrics(yg, s[idx], None, task=data.task, metrics=metrics,
-                                      threshold=threshold) for mn, s in all_scores.items()}
-        acc: dict[str, dict[str, list[np.ndarray]]] = {
-            mn: {m: [] for m in metrics} for mn in all_scores}
-        strata = yg if data.task in ("binary", "multiclass") else None
-        for W in bootstrap_weights(len(idx), n_boot, strata=strata, random_state=rng):
-            for mn, s in all_scores.items():
-                res = weighted_metrics(yg, s[idx], W, task=data.task, metrics=metrics,
-                                       threshold=threshold)
-                for m in metrics:
-                    acc[mn][m].append(res[m])
-        positives = int(yg.sum()) if data.task == "binary" else np.nan
+    reps: dict[str, dict[str, Mapping[str, np.ndarray]]] = {m: {} for m in all_scores}
+    for (gname, idx, _), p in zip(groups, panels):
+        positives = int(y_arr[idx].sum()) if data.task == "binary" else np.nan
         for mn in all_scores:
-            reps[mn][gname] = {m: np.concatenate(acc[mn][m]) for m in metrics}
+            reps[mn][gname] = {m: p.replicates[mn][m] for m in metrics}
             rec: dict[str, Any] = {"model": mn, "domain": gname, "n": len(idx),
                                    "positives": positives}
             for m in metrics:
-                r = reps[mn][gname][m]
-                fin = r[np.isfinite(r)]
-                lo, hi = np.quantile(fin, [alpha, 1 - alpha]) if len(fin) else (np.nan, np.nan)
-                rec[m] = float(point[mn][m][0])
-                rec[f"{m}_ci_low"] = float(lo)
-                rec[f"{m}_ci_high"] = float(hi)
+                lo, hi = percentile_ci(p.replicates[mn][m], ci)
+                rec[m] = float(p.point[mn][m])
+                rec[f"{m}_ci_low"] = lo
+                rec[f"{m}_ci_high"] = hi
             records.append(rec)
     by_model = pd.DataFrame(records)
-    main = by_model[by_model["model"] == model_name].drop(columns="model")
-    overall = main[main["domain"] == OVERALL].reset_index(drop=True)
+    main = by_model[by_model["model"] == name].drop(columns="model")
+    overall_row = main[main["domain"] == OVERALL].reset_index(drop=True)
     by_domain = main[main["domain"] != OVERALL].reset_index(drop=True)
-    comparison = _compare(reps, by_model, model_name, metrics, ci)
-    return DomainResult(overall=overall, by_domain=by_domain, by_model=by_model,
+    comparison = _compare(reps, by_model, name, metrics, ci, fdr)
+    params = {"by": list(by_cols), "metrics": list(metrics), "n_boot": n_boot, "ci": ci,
+              "fdr": fdr, "threshold": threshold, "bins": bins,
+              "random_state": random_state if random_state is None
+              or isinstance(random_state, (int, np.integer)) else type(random_state).__name__,
+              "overall_from_panel": from_panel,
+              "overall_n_boot": panels[0].n_boot}
+    return DomainResult(overall=overall_row, by_domain=by_domain, by_model=by_model,
                         comparison=comparison, metrics=metrics, task=data.task,
-                        model_name=model_name, by=by_cols, n_boot=n_boot, ci=ci,
-                        threshold=threshold, _replicates=reps)
+                        model_name=name, by=by_cols, n_boot=n_boot, ci=ci,
+                        threshold=threshold, fdr=fdr, params=params, _replicates=reps)
+
+
+def _baseline_scores(baselines: Any, given: Any, X: Any, data: Any,
+                     name: str) -> dict[str, np.ndarray]:
+    """Test scores of every baseline: precomputed ones as given, the others scored on ``X``."""
+    if baselines is not None and not isinstance(baselines, Mapping):
+        raise TypeError(f"baselines={describe(baselines)} is not a mapping; expected a dict "
+                        "of name -> model (or score array).")
+    if given is not None and not isinstance(given, Mapping):
+        raise TypeError(f"baseline_scores={describe(given)} is not a mapping; expected a dict "
+                        "of baseline name -> precomputed scores.")
+    given = {str(k): v for k, v in (given or {}).items()}
+    out: dict[str, np.ndarray] = {}
+    for bname in [*(str(b) for b in (baselines or {})), *given]:
+        if bname in out:
+            continue
+        if bname == name:
+            raise ValueError(f"baselines has the name {bname!r}, which is also the audited "
+                             "model's name; expected distinct names.")
+        if bname in given:
+            out[bname] = check_scores(given[bname], data, name=f"baseline_scores[{bname!r}]")
+            continue
+        obj = next(v for k, v in baselines.items() if str(k) == bname)
+        if isinstance(obj, (np.ndarray, pd.Series)) or (
+                isinstance(obj, (list, tuple)) and len(obj) == data.n_samples):
+            out[bname] = check_scores(obj, data, name=f"baselines[{bname!r}]")
+            continue
+        if X is None:
+            raise TypeError(f"X is None and baseline {bname!r} has no precomputed scores; "
+                            "expected X to score it with, or baseline_scores=.")
+        adapter = as_model(obj, task=data.task, name=bname)
+        out[bname] = check_scores(adapter.predict_scores(X), data,
+                                  name=f"the scores of baseline {bname!r}")
+    return out
+
+
+def _usable_panel(panel: Any, scores: Mapping[str, np.ndarray], data: Any,
+                  metrics: Sequence[str], threshold: float) -> MetricPanel | None:
+    """``panel`` when it can give the overall rows of every model; None when they must be
+    bootstrapped here (a model or a metric missing, another threshold)."""
+    if panel is None:
+        return None
+    if not isinstance(panel, MetricPanel):
+        raise TypeError(f"overall={describe(panel)} is not a MetricPanel; expected the result "
+                        "of confoundry.stats.bootstrap_panel.")
+    if panel.task != data.task or panel.n != data.n_samples:
+        raise ValueError(f"overall holds {panel.n} rows of a {panel.task} task; expected the "
+                         f"{data.n_samples} rows of this {data.task} task.")
+    if (any(m not in panel.point for m in scores) or any(k not in panel.metrics for k in metrics)
+            or (data.task == "binary" and panel.threshold != threshold)):
+        return None
+    return panel
 
 
 def _compare(reps: Mapping, by_model: pd.DataFrame, model_name: str, metrics: Sequence[str],
-             ci: float) -> pd.DataFrame:
+             ci: float, fdr: float) -> pd.DataFrame:
     cols = ["baseline", "domain", "metric", "model_value", "baseline_value", "difference",
             "ci_low", "ci_high", "p_value", "q_value", "model_better", "baseline_better", "n"]
-    alpha = (1 - ci) / 2
     table = by_model.set_index(["model", "domain"])
     rows = []
     for bname in reps:
@@ -378,25 +467,19 @@ def _compare(reps: Mapping, by_model: pd.DataFrame, model_name: str, metrics: Se
             continue
         for dname in reps[model_name]:
             for m in metrics:
-                d = reps[model_name][dname][m] - reps[bname][dname][m]
-                d = d[np.isfinite(d)]
+                d = difference_summary(reps[model_name][dname][m] - reps[bname][dname][m], ci)
                 a = float(table.loc[(model_name, dname), m])
                 b = float(table.loc[(bname, dname), m])
-                if len(d):
-                    lo, hi = np.quantile(d, [alpha, 1 - alpha])
-                    p = bootstrap_p_value(d)
-                else:
-                    lo = hi = p = np.nan
                 rows.append({"baseline": bname, "domain": dname, "metric": m, "model_value": a,
-                             "baseline_value": b, "difference": a - b, "ci_low": float(lo),
-                             "ci_high": float(hi), "p_value": float(p),
+                             "baseline_value": b, "difference": a - b, "ci_low": d["ci_low"],
+                             "ci_high": d["ci_high"], "p_value": d["p_value"],
                              "n": int(table.loc[(model_name, dname), "n"])})
     if not rows:
         return pd.DataFrame(columns=cols)
     out = pd.DataFrame(rows)
     out["q_value"] = bh_adjust(out["p_value"].to_numpy())
     sign = np.where([HIGHER_IS_BETTER[m] for m in out["metric"]], 1.0, -1.0)
-    signif = out["q_value"].to_numpy() < ALPHA
+    signif = out["q_value"].to_numpy() < fdr
     out["model_better"] = signif & (sign * out["difference"].to_numpy() > 0)
     out["baseline_better"] = signif & (sign * out["difference"].to_numpy() < 0)
     return out[cols]

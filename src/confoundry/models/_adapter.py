@@ -19,6 +19,9 @@ except ImportError:  # pragma: no cover
     torch = None  # type: ignore[assignment]
 
 OUTPUTS = ("auto", "logits", "probabilities", "values")
+#: an object with any of these is scored as an estimator (the first one it has, in this order,
+#: for a classifier; ``predict`` for a regressor).
+_ESTIMATOR_METHODS = ("predict_proba", "decision_function", "predict")
 
 
 def _is_torch_module(obj: Any) -> bool:
@@ -181,13 +184,19 @@ class ModelAdapter:
                 and hasattr(m, "n_features_in_") and not hasattr(m, "feature_names_in_")):
             # fitted on an array: give it an array (same column order), as it was trained
             batch = batch.to_numpy()
-        if self.task == "regression" or not _is_classifier(m):
+        has = {a: callable(getattr(m, a, None)) for a in _ESTIMATOR_METHODS}
+        # a classifier: says so (classes_, sklearn tags), or can only give class scores, or
+        # gives them for a task known to be a classification
+        classifier = (_is_classifier(m) or not has["predict"] or (
+            self.task in ("binary", "multiclass")
+            and (has["predict_proba"] or has["decision_function"])))
+        if has["predict"] and (self.task == "regression" or not classifier):
             self.output_ = "values"
             return np.asarray(m.predict(batch), dtype=np.float64)
-        if hasattr(m, "predict_proba"):
+        if has["predict_proba"]:
             self.output_ = "probabilities"
             return np.asarray(m.predict_proba(batch), dtype=np.float64)
-        if hasattr(m, "decision_function"):
+        if has["decision_function"]:
             if self.output_ != "logits":
                 warnings.warn(
                     f"model {self.name!r} has no predict_proba; its decision_function is turned "
@@ -380,7 +389,7 @@ def as_model(
         kind = "torch"
     elif hasattr(obj, "predict_scores") and callable(obj.predict_scores):
         kind = "scorer"
-    elif hasattr(obj, "predict") and callable(obj.predict):
+    elif any(callable(getattr(obj, a, None)) for a in _ESTIMATOR_METHODS):
         kind = "sklearn"
         _check_fitted(obj)
     elif callable(obj):

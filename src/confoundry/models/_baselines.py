@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import to_jsonable
+from .._result import ResultMixin
 from .._utils import check_random_state, int_seed, progress
-from ..data._audit_data import AuditData
+from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, describe
 from ._ebm import EBMGlassBox, ebm_class, ebm_params
 from ._glassbox import KINDS, GlassBoxModel
@@ -30,11 +30,11 @@ TUNINGS = ("cv", "none")
 #: default CV scoring per task (one criterion for every baseline, so tuning is comparable).
 SCORING = {"binary": "roc_auc", "multiclass": "neg_log_loss", "regression": "r2"}
 OPTIONS = ("cv", "ebm_params", "ebm_grid", "logistic_grid", "tree_grid", "scoring", "n_jobs",
-           "task", "feature_names", "n_background", "verbose")
+           "task", "feature_names", "n_background")
 _CLASSES = {"ebm": EBMGlassBox, "logistic": LinearGlassBox, "tree": TreeGlassBox}
 
 
-class Baselines(Mapping):
+class BaselinesResult(ResultMixin, Mapping):
     """Read-only mapping of name (``"ebm"``, ``"logistic"``, ``"tree"``) to a fitted
     :class:`GlassBoxModel`, returned by :func:`fit_baselines`.
 
@@ -47,23 +47,28 @@ class Baselines(Mapping):
     tuning : {"cv", "none"}
     random_state : int
         The seed every baseline was derived from.
+    params : dict
+        What the baselines were fitted with: ``kinds``, ``tuning``, ``cv``, ``scoring``,
+        ``random_state``, ``n_background``.
     """
 
     def __init__(self, models: Mapping[str, GlassBoxModel], *, task: str,
                  feature_names: Sequence[str], n_train: int, tuning: str,
-                 random_state: Any) -> None:
+                 random_state: Any, params: Mapping[str, Any] | None = None) -> None:
         self._models = dict(models)
         self.task = task
         self.feature_names = list(feature_names)
         self.n_train = int(n_train)
         self.tuning = tuning
         self.random_state = random_state
+        self.params = dict(params or {"kinds": list(self._models), "tuning": tuning,
+                                      "random_state": random_state})
 
     def __getitem__(self, name: str) -> GlassBoxModel:
         try:
             return self._models[name]
         except KeyError:
-            raise KeyError(f"no baseline named {name!r}; this Baselines holds "
+            raise KeyError(f"no baseline named {name!r}; this BaselinesResult holds "
                            f"{list(self._models)}.") from None
 
     def __iter__(self) -> Iterator[str]:
@@ -86,22 +91,51 @@ class Baselines(Mapping):
             rows.append({"model": name, "kind": m.kind, **{c: t.get(c) for c in cols[2:]}})
         return pd.DataFrame(rows, columns=cols)
 
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`tuning_table`: one row per baseline."""
+        return self.tuning_table()
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "n_train": self.n_train, "tuning": self.tuning,
+                "feature_names": self.feature_names, "params": self.params,
+                "models": {n: m.tuning for n, m in self._models.items()}}
+
     def explain(self, X: Any, **kwargs: Any) -> dict[str, Any]:
         """``{name: model.explain(X)}`` for every baseline."""
         return {name: m.explain(X, **kwargs) for name, m in self._models.items()}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "Baselines", "task": self.task, "n_train": self.n_train,
-                "tuning": self.tuning, "feature_names": self.feature_names,
-                "models": {n: to_jsonable(m.tuning) for n, m in self._models.items()}}
+    def plot(self, ax: Any = None) -> Any:
+        """Cross-validated score of every baseline (what the tuning reached), with its budget."""
+        import matplotlib.pyplot as plt
+
+        t = self.tuning_table()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.45 * len(t) + 1.2))
+        score = pd.to_numeric(t["cv_score"], errors="coerce").to_numpy(dtype=float)
+        ypos = np.arange(len(t))[::-1]
+        ax.barh(ypos, np.nan_to_num(score), color="#4C72B0")
+        labels = [f"{m}  ({s}, {int(k or 0)} config(s))"
+                  for m, s, k in zip(t["model"], t["search"], t["n_configs"])]
+        ax.set_yticks(ypos, labels)
+        scoring = next((s for s in t["scoring"] if s), "not tuned")
+        ax.set_xlabel(f"cross-validated {scoring}")
+        ax.set_title(f"Glass-box baselines ({self.task}, n_train = {self.n_train})")
+        ax.figure.tight_layout()
+        return ax.figure
 
     def __repr__(self) -> str:
-        return (f"Baselines({list(self._models)}, task={self.task!r}, n_train={self.n_train}, "
-                f"tuning={self.tuning!r})")
+        return (f"BaselinesResult({list(self._models)}, task={self.task!r}, "
+                f"n_train={self.n_train}, tuning={self.tuning!r})")
 
     def _repr_html_(self) -> str:
-        head = f"<p><b>Baselines</b> ({html.escape(self.task)}, n_train={self.n_train})</p>"
+        head = (f"<p><b>BaselinesResult</b> ({html.escape(self.task)}, "
+                f"n_train={self.n_train})</p>")
         return head + self.tuning_table().to_html(float_format=lambda v: f"{v:.4g}", escape=True)
+
+
+#: the former name, kept for the other packages of confoundry that import it from here (the
+#: public ``confoundry.models.Baselines`` warns; this one does not).
+Baselines = BaselinesResult
 
 
 def fit_baselines(
@@ -111,13 +145,16 @@ def fit_baselines(
     kinds: Sequence[str] = ("ebm", "logistic", "tree"),
     tuning: str = "cv",
     random_state: Any = None,
+    verbose: bool = True,
     **options: Any,
-) -> Baselines:
+) -> BaselinesResult:
     """Fit glass-box baselines on the training data, each tuned by cross-validation.
 
     Parameters
     ----------
-    X_train : DataFrame, ndarray or tensor of shape (n, d)
+    X_train : DataFrame, ndarray, tensor of shape (n, d), or AuditData
+        An :class:`~confoundry.AuditData` is used as it is (``y_train=None`` then takes its
+        labels).
     y_train : array-like of shape (n,)
         Binary, multiclass (``0..K-1``) or regression target; the task is inferred by
         :class:`~confoundry.AuditData` unless ``task=`` is given.
@@ -131,6 +168,8 @@ def fit_baselines(
         ``ebm_grid`` is given. ``"none"``: fixed settings (C = 1 / alpha = 1, depth 3).
     random_state : None, int or numpy Generator
         Seeds the CV splits and every estimator; the same value gives the same models.
+    verbose : bool
+        Progress bar over the baselines.
     **options
         ``cv`` (int, default 5) folds; ``scoring`` (sklearn scorer name; default ``roc_auc``,
         ``neg_log_loss`` for multiclass, ``r2`` for regression); ``ebm_params`` (dict of
@@ -138,12 +177,11 @@ def fit_baselines(
         ``logistic_grid`` (``{"C": [...]}``, or ``{"ridge_alpha": [...], "lasso_alpha": [...]}``),
         ``tree_grid`` (``{"max_depth": [...], "min_samples_leaf": [...]}``) search spaces;
         ``n_jobs`` for the grid searches; ``task``; ``feature_names``; ``n_background``
-        (training rows kept for global importance and shape curves, default 1000);
-        ``verbose`` (progress bar, default True).
+        (training rows kept for global importance and shape curves, default 1000).
 
     Returns
     -------
-    Baselines
+    BaselinesResult
         Mapping of name to :class:`GlassBoxModel`; ``tuning_table()`` shows the budgets.
 
     Examples
@@ -167,16 +205,13 @@ def fit_baselines(
         raise ValueError(f"tuning={tuning!r} is not valid; expected one of {TUNINGS}.")
     cv = check_positive_int(options.get("cv", 5), "cv", minimum=2)
     n_background = check_positive_int(options.get("n_background", 1000), "n_background")
-    verbose = bool(options.get("verbose", True))
+    verbose = bool(verbose)
     n_jobs = options.get("n_jobs")
-    if isinstance(X_train, AuditData) and y_train is None:
-        data = X_train
-    else:
-        if y_train is None:
-            raise TypeError("y_train is None; expected labels or targets, one per row of "
-                            "X_train.")
-        data = AuditData(X_train.X if isinstance(X_train, AuditData) else X_train, y_train,
-                         feature_names=options.get("feature_names"), task=options.get("task"))
+    if not isinstance(X_train, AuditData) and y_train is None:
+        raise TypeError("y_train is None; expected labels or targets, one per row of "
+                        "X_train.")
+    data = ensure_data(X_train, y_train, task=options.get("task"),
+                       feature_names=options.get("feature_names"))
     if data.y is None:
         raise TypeError("X_train is an AuditData without y; expected labels or targets.")
     if not data.is_tabular:
@@ -216,8 +251,12 @@ def fit_baselines(
         record["random_state"] = seeds[kind]
         record["warnings"] = sorted({f"{w.category.__name__}: {w.message}"[:200] for w in caught})
         models[kind] = _CLASSES[kind](est, name=kind, tuning=record, **common)
-    return Baselines(models, task=task, feature_names=data.feature_names, n_train=len(X),
-                     tuning=tuning, random_state=random_state)
+    params = {"kinds": list(kinds), "tuning": tuning, "cv": cv, "scoring": scoring,
+              "random_state": random_state if isinstance(random_state, (int, np.integer))
+              or random_state is None else type(random_state).__name__,
+              "n_background": n_background, "seeds": seeds}
+    return BaselinesResult(models, task=task, feature_names=data.feature_names, n_train=len(X),
+                           tuning=tuning, random_state=random_state, params=params)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -4,6 +4,7 @@ bootstrap CIs and paired bootstrap differences against a reference (the deep mod
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,29 +12,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import Finding, ResultMixin, to_jsonable
-from .._utils import check_random_state, int_seed
-from ..data._audit_data import AuditData
+from .._result import Finding, ResultMixin, internal
+from .._utils import check_random_state, int_seed, progress
+from ..data import AuditData
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import (
+    DEFAULT_CI,
+    DEFAULT_FDR,
+    HEADLINE_METRIC,
     HIGHER_IS_BETTER,
     LABELS,
+    MetricPanel,
     bh_adjust,
-    bootstrap_p_value,
-    bootstrap_weights,
-    weighted_metrics,
+    bootstrap_panel,
+    difference_summary,
 )
 from ..stats._metrics import check_metrics
 from ._adapter import ModelAdapter, as_model
-from ._baselines import Baselines
+from ._baselines import BaselinesResult
 from ._glassbox import GlassBoxModel
-
-#: the headline metric of each task, used for findings.
-PRIMARY = {"binary": "auroc", "multiclass": "macro_auroc", "regression": "r2"}
+from ._labels import step_data
 
 
 @dataclass(frozen=True, eq=False)
-class ModelComparison(ResultMixin):
+class ModelComparisonResult(ResultMixin):
     """Metric panel of several models on one test set, with bootstrap confidence intervals.
 
     Build it with :func:`compare_models`.
@@ -42,18 +44,15 @@ class ModelComparison(ResultMixin):
     ----------
     table : DataFrame
         One row per model and metric: ``model``, ``metric``, ``estimate``, ``ci_low``,
-        ``ci_high``, ``n``, ``se``, ``n_boot``.
+        ``ci_high``, ``n``, ``se``, ``n_boot`` (:meth:`confoundry.stats.MetricPanel.frame`).
     scores : dict of str to ndarray
-        The scores each model gave the test rows (reusable by later steps).
+        The scores each model gave the test rows (reusable by later steps; not in JSON).
     y : ndarray
-        Test labels or targets.
+        Test labels or targets (not in JSON).
     task : str
     metrics : tuple of str
     reference : str
         The model the others are compared with (the first one unless told otherwise).
-    point, replicates : dict
-        Point estimates and bootstrap replicates of every metric of every model (shared
-        replicates: the same resampled rows for every model).
     differences : DataFrame
         Paired bootstrap of ``metric(model) - metric(reference)`` for every other model: the
         columns of :func:`confoundry.stats.paired_bootstrap` plus ``model_a``, ``model_b`` and
@@ -61,14 +60,20 @@ class ModelComparison(ResultMixin):
     glass_box : dict of str to bool
         Which models are confoundry glass-box baselines.
     tuning : dict
-        Tuning record of each glass-box baseline (see :meth:`Baselines.tuning_table`).
-    n_boot, ci, alpha, seed
-        Bootstrap replicates, CI level, significance level for findings, bootstrap seed.
+        Tuning record of each glass-box baseline (see :meth:`BaselinesResult.tuning_table`).
+    n_boot, ci, fdr, seed, threshold
+        Bootstrap replicates, CI level, false-discovery rate of the findings (on BH q-values),
+        bootstrap seed, decision threshold.
+    params : dict
+        The same provenance in one place, plus ``panel`` (whether a precomputed panel was used).
+    point, replicates : dict
+        Point estimates and bootstrap replicates of every metric of every model (shared
+        replicates: the same resampled rows for every model; not in JSON).
     """
 
     table: pd.DataFrame
-    scores: Mapping[str, np.ndarray]
-    y: np.ndarray
+    scores: Mapping[str, np.ndarray] = internal()
+    y: np.ndarray = internal()
     task: str
     metrics: tuple[str, ...]
     reference: str
@@ -76,22 +81,31 @@ class ModelComparison(ResultMixin):
     glass_box: Mapping[str, bool] = field(default_factory=dict)
     tuning: Mapping[str, Any] = field(default_factory=dict)
     n_boot: int = 1000
-    ci: float = 0.95
-    alpha: float = 0.05
-    seed: int = 0
+    ci: float = DEFAULT_CI
+    fdr: float = DEFAULT_FDR
+    seed: int | None = 0
     threshold: float = 0.5
-    point: Mapping[str, Mapping[str, float]] = field(default_factory=dict, repr=False)
-    replicates: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    point: Mapping[str, Mapping[str, float]] = internal(default_factory=dict)
+    replicates: Mapping[str, Mapping[str, np.ndarray]] = internal(default_factory=dict)
 
     # ---------------------------------------------------------------- surface
     @property
     def models(self) -> list[str]:
         return list(self.scores)
 
+    @property
+    def alpha(self) -> float:
+        """Deprecated name of :attr:`fdr`."""
+        return self.fdr
+
     def to_frame(self) -> pd.DataFrame:
         """Model x metric table: ``model``, ``metric``, ``estimate``, ``ci_low``, ``ci_high``,
         ``n`` (and ``se``, ``n_boot``)."""
         return self.table.copy()
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"models": self.models, "n": int(len(self.y))}
 
     def estimates(self) -> pd.DataFrame:
         """Wide table of point estimates: models as rows, metrics as columns."""
@@ -134,7 +148,7 @@ class ModelComparison(ResultMixin):
         """
         if self.glass_box.get(self.reference, False):
             return []  # comparing baselines among themselves: nothing to flag
-        metric = PRIMARY[self.task]
+        metric = HEADLINE_METRIC[self.task]
         label = LABELS[metric]
         out: list[Finding] = []
         rows = self.differences[self.differences["metric"] == metric]
@@ -152,27 +166,28 @@ class ModelComparison(ResultMixin):
             ci_txt = (f"{name} minus {self.reference} {r['difference']:+.3f}, {self.ci:.0%} CI "
                       f"{r['ci_low']:+.3f} to {r['ci_high']:+.3f}, q = {r['q_value']:.3g}, "
                       f"n = {r['n']}")
-            sig = r["q_value"] < self.alpha
+            sig = r["q_value"] < self.fdr
             if sig and r["difference"] > 0:
                 out.append(Finding(
                     "baseline_outperforms", "high", 2,
                     f"The glass-box {name} has a higher {label} than {self.reference} "
                     f"({r['estimate_a']:.3f} vs {r['estimate_b']:.3f}; {ci_txt}): the deep "
                     "model is not the better model here.",
-                    subject=metric, model=name, evidence=ev))
+                    subject=metric, model=name, domain="overall", evidence=ev))
             elif not sig:
                 out.append(Finding(
                     "baseline_outperforms", "medium", 2,
                     f"The glass-box {name} is not significantly worse than {self.reference} on "
                     f"{label} ({r['estimate_a']:.3f} vs {r['estimate_b']:.3f}; {ci_txt}): the "
                     "deep model's advantage is not measurable on this test set.",
-                    subject=metric, model=name, evidence=ev))
+                    subject=metric, model=name, domain="overall", evidence=ev))
             else:
                 out.append(Finding(
                     "reference_outperforms", "info", 2,
                     f"{self.reference} has a higher {label} than the glass-box {name} "
                     f"({r['estimate_b']:.3f} vs {r['estimate_a']:.3f}; {ci_txt}).",
-                    subject=metric, model=self.reference, evidence=ev))
+                    subject=metric, model=self.reference, domain="overall",
+                    evidence=ev))
         for name, t in self.tuning.items():
             if t and t.get("search") == "fixed" and t.get("kind") != "ebm":
                 out.append(Finding(
@@ -182,16 +197,6 @@ class ModelComparison(ResultMixin):
                     subject="tuning", model=name, evidence=dict(t)))
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "ModelComparison", "task": self.task, "reference": self.reference,
-            "models": self.models, "metrics": list(self.metrics), "n": int(len(self.y)),
-            "n_boot": self.n_boot, "ci": self.ci, "seed": self.seed,
-            "glass_box": dict(self.glass_box),
-            "table": to_jsonable(self.table), "differences": to_jsonable(self.differences),
-            "tuning": to_jsonable(dict(self.tuning)),
-            "findings": [f.to_dict() for f in self.findings()],
-        }
 
     def plot(self, ax: Any = None, *, metrics: Any = None) -> Any:
         """Forest plot: one panel per metric, one row per model, point estimate and CI.
@@ -237,49 +242,69 @@ class ModelComparison(ResultMixin):
 
 def compare_models(
     models: Any,
-    X_test: Any,
-    y_test: Any,
+    X_test: Any = None,
+    y_test: Any = None,
     *,
+    scores: Mapping[str, Any] | None = None,
+    panel: MetricPanel | None = None,
     n_boot: int = 1000,
     random_state: Any = None,
     metrics: Any = None,
     reference: str | None = None,
-    ci: float = 0.95,
-    alpha: float = 0.05,
+    ci: float = DEFAULT_CI,
+    fdr: float = DEFAULT_FDR,
     task: str | None = None,
     threshold: float = 0.5,
-) -> ModelComparison:
+    verbose: bool = True,
+    alpha: float | None = None,
+) -> ModelComparisonResult:
     """Compare models on one test set: metric panel, bootstrap CIs, paired differences.
 
     Parameters
     ----------
-    models : dict of str to model, or Baselines
+    models : dict of str to model, BaselinesResult, or None
         Anything :func:`as_model` accepts (torch module, estimator, callable, ModelAdapter,
-        GlassBoxModel); a :class:`Baselines` value contributes each of its models under its own
-        name. The first model is the reference the others are compared with.
+        GlassBoxModel); a :class:`BaselinesResult` value contributes each of its models under
+        its own name. The first model is the reference the others are compared with. With
+        ``scores``, a model may be ``None`` (or ``models`` itself ``None``): a GlassBoxModel
+        given beside its scores only contributes its glass-box flag and tuning record.
     X_test, y_test
-        Test inputs and labels (validated by :class:`~confoundry.AuditData`).
+        Test inputs and labels (an :class:`~confoundry.AuditData` is used as it is). ``X_test``
+        may be ``None`` when every model's ``scores`` are given.
+    scores : dict of str to array, optional
+        Precomputed test scores by model name (those models are not called). Names missing
+        from ``models`` are added to the comparison, after them.
+    panel : MetricPanel, optional
+        A precomputed panel (:func:`confoundry.stats.bootstrap_panel`) holding every compared
+        model: its point estimates and shared replicates are used instead of bootstrapping
+        again (``n_boot``, ``random_state`` and ``threshold`` are then the panel's; by default
+        the metrics are the panel's too).
     n_boot : int
         Stratified bootstrap replicates (the same replicates for every model, so intervals are
         paired).
     random_state : None, int or Generator
         Seeds the bootstrap.
     metrics : sequence of str, optional
-        Subset of the task's metric panel (default: all of it).
+        Subset of the task's metric panel (default: all of it); scikit-learn spellings
+        (``"roc_auc"``, ``"average_precision"`` ...) are accepted.
     reference : str, optional
         Name of the reference model (default: the first).
     ci : float
         Confidence level of the intervals.
-    alpha : float
-        Significance level (on BH q-values) for the findings.
+    fdr : float
+        False-discovery rate (on Benjamini-Hochberg q-values) for the findings.
     task : {"binary", "multiclass", "regression"}, optional
         Overrides the task inferred from ``y_test``.
     threshold : float
         Decision threshold for the thresholded binary metrics.
+    verbose : bool
+        Progress bar while the models are scored.
+    alpha : float, optional
+        Deprecated name of ``fdr``.
 
     Returns
     -------
-    ModelComparison
+    ModelComparisonResult
 
     Examples
     --------
@@ -290,69 +315,83 @@ def compare_models(
     >>> good = LogisticRegression().fit(X[:200], y[:200])
     >>> weak = LogisticRegression().fit(X[:200, 1:], y[:200])
     >>> cmp = compare_models({"good": good, "weak": lambda x: weak.predict_proba(x[:, 1:])[:, 1]},
-    ...                      X[200:], y[200:], n_boot=200, metrics=["auroc"], random_state=0)
+    ...                      X[200:], y[200:], n_boot=200, metrics=["roc_auc"], random_state=0,
+    ...                      verbose=False)
     >>> d = cmp.difference("good", "weak")
     >>> bool(d.loc[0, "difference"] > 0 and d.loc[0, "a_better"])
     True
+
+    Precomputed scores need neither the models nor ``X_test``:
+
+    >>> s = {"good": good.predict_proba(X[200:])[:, 1], "coin": rng.random(200)}
+    >>> compare_models(None, None, y[200:], scores=s, metrics=["auroc"], n_boot=100,
+    ...                random_state=0).models
+    ['good', 'coin']
     """
-    if not isinstance(models, Mapping):
-        raise TypeError(f"models has type {type(models).__name__}; expected a dict of name to "
-                        "model, or the Baselines returned by fit_baselines.")
-    flat: dict[Any, Any] = {}
-    for key, obj in models.items():  # a Baselines inside the dict contributes its models
-        items = obj.items() if isinstance(obj, Baselines) else [(key, obj)]
-        for name, m in items:
-            if name in flat:
-                raise ValueError(f"models has two models named {name!r}; expected unique names.")
-            flat[name] = m
-    models = flat
-    if not models:
-        raise ValueError("models is empty; expected at least one model to evaluate.")
-    bad = [k for k in models if not isinstance(k, str) or not k.strip()]
-    if bad:
-        raise TypeError(f"models has key(s) {describe(bad)}; expected non-empty string names.")
+    if alpha is not None:
+        warnings.warn("compare_models(alpha=) is deprecated; use fdr=.", DeprecationWarning,
+                      stacklevel=2)
+        fdr = alpha
+    models = _flatten(models, scores)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
-    alpha = check_probability(alpha, "alpha")
+    fdr = check_probability(fdr, "fdr")
     if reference is None:
         reference = next(iter(models))
     elif reference not in models:
         raise ValueError(f"reference={reference!r} is not one of the models {list(models)}.")
-    if isinstance(X_test, AuditData):
-        data = X_test if y_test is None else AuditData(X_test.X, y_test, task=task)
-    else:
-        if y_test is None:
-            raise TypeError("y_test is None; expected labels or targets, one per row of X_test.")
-        data = AuditData(X_test, y_test, task=task)
-    if data.y is None:
-        raise TypeError("X_test is an AuditData without y; expected labels or targets.")
+    given = dict(scores or {})
+    if X_test is None and any(name not in given for name in models):
+        missing = [name for name in models if name not in given]
+        raise TypeError(f"X_test is None but models {missing} have no precomputed scores; "
+                        "expected X_test to score them, or scores= for every model.")
+    if panel is not None and not isinstance(panel, MetricPanel):
+        raise TypeError(f"panel={describe(panel)} is not a MetricPanel; expected the result of "
+                        "confoundry.stats.bootstrap_panel.")
+    data = step_data(X_test, y_test, task=task, x_name="X_test", y_name="y_test")
     task = data.task
-    metrics = check_metrics(metrics, task)
+    n = data.n_samples
+    metrics = (tuple(panel.metrics) if panel is not None and metrics is None
+               else check_metrics(metrics, task))
+
     # the user's own X for the user's models (what they were trained on); validated above
     X_user = X_test.X if isinstance(X_test, AuditData) else (
         X_test if hasattr(X_test, "shape") else data.X)
-    seed = int_seed(check_random_state(random_state))
-
-    scores: dict[str, np.ndarray] = {}
+    out_scores: dict[str, np.ndarray] = {}
     glass: dict[str, bool] = {}
     tuning: dict[str, Any] = {}
-    n = data.n_samples
-    for name, obj in models.items():
+    for name, obj in progress(models.items(), total=len(models), desc="scoring models",
+                              verbose=verbose and any(k not in given for k in models)):
         glass[name] = isinstance(obj, GlassBoxModel)
         if glass[name]:
-            s = obj.predict_scores(data)
             tuning[name] = {"kind": obj.kind, **obj.tuning}
+        if name in given:
+            s = np.asarray(given[name].to_numpy() if hasattr(given[name], "to_numpy")
+                           else given[name], dtype=np.float64)
+        elif glass[name]:
+            s = obj.predict_scores(data)
         else:
             adapter = obj if isinstance(obj, ModelAdapter) else as_model(obj, task=task, name=name)
             s = adapter.predict_scores(X_user)
-        scores[name] = _check_scores(np.asarray(s, dtype=np.float64), name, task, n,
-                                     data.classes)
+        out_scores[name] = _check_scores(np.asarray(s, dtype=np.float64), name, task, n,
+                                         data.classes)
 
-    point, reps = _replicates(data.y, scores, task=task, metrics=metrics, n_boot=n_boot,
-                              threshold=threshold, seed=seed, reference=reference)
-    table = _interval_rows(point, reps, metrics=metrics, n=n, n_boot=n_boot, ci=ci)
+    from_panel = panel is not None
+    if from_panel:
+        panel = _check_panel(panel, list(out_scores), metrics, task, n)
+        seed, n_boot, threshold = panel.seed, panel.n_boot, panel.threshold
+    else:
+        seed = int_seed(check_random_state(random_state))
+        panel = bootstrap_panel(data.y, out_scores, task=task, metrics=metrics, n_boot=n_boot,
+                                ci=ci, threshold=threshold, random_state=seed,
+                                reference=reference)
+    names = list(out_scores)
+    point = {m: {k: panel.point[m][k] for k in metrics} for m in names}
+    reps = {m: {k: panel.replicates[m][k] for k in metrics} for m in names}
+    table = panel.frame(names, ci=ci)
+    table = table[table["metric"].isin(metrics)].reset_index(drop=True)
     frames = [_paired_rows(point, reps, name, reference, metrics=metrics, n=n, n_boot=n_boot,
-                           ci=ci) for name in scores if name != reference]
+                           ci=ci) for name in names if name != reference]
     differences = (pd.concat(frames, ignore_index=True) if frames
                    else pd.DataFrame(columns=_DIFF_COLS))
     differences["q_value"] = np.nan
@@ -361,58 +400,64 @@ def compare_models(
         if sel.any():
             differences.loc[sel, "q_value"] = bh_adjust(
                 differences.loc[sel, "p_value"].to_numpy(dtype=float))
-    return ModelComparison(table=table, scores=scores, y=np.asarray(data.y), task=task,
-                           metrics=tuple(metrics), reference=reference, differences=differences,
-                           glass_box=glass, tuning=tuning, n_boot=n_boot, ci=ci, alpha=alpha,
-                           seed=seed, threshold=threshold, point=point, replicates=reps)
+    params = {"n_boot": n_boot, "ci": ci, "fdr": fdr, "seed": seed, "threshold": threshold,
+              "metrics": list(metrics), "reference": reference, "panel": from_panel}
+    return ModelComparisonResult(
+        table=table, scores=out_scores, y=np.asarray(data.y), task=task, metrics=tuple(metrics),
+        reference=reference, differences=differences, glass_box=glass, tuning=tuning,
+        n_boot=n_boot, ci=ci, fdr=fdr, seed=seed, threshold=threshold, params=params,
+        point=point, replicates=reps)
 
 
-def _replicates(y: np.ndarray, scores: Mapping[str, np.ndarray], *, task: str,
-                metrics: tuple[str, ...], n_boot: int, threshold: float, seed: int,
-                reference: str) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
-    """Point estimates and bootstrap replicates of every metric of every model, on ONE set of
-    stratified bootstrap replicates shared by all models (one metric evaluation per model and
-    replicate; pairs then cost nothing).
+def _flatten(models: Any, scores: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One dict of name -> model: a BaselinesResult inside contributes its models; names only
+    in ``scores`` are added (as ``None``) after them."""
+    if scores is not None and not isinstance(scores, Mapping):
+        raise TypeError(f"scores={describe(scores)} is not a mapping; expected a dict of model "
+                        "name -> precomputed test scores.")
+    if models is None:
+        if not scores:
+            raise TypeError("models is None and scores is None; expected a dict of name to "
+                            "model, or scores= of every model.")
+        models = {}
+    if not isinstance(models, Mapping):
+        raise TypeError(f"models has type {type(models).__name__}; expected a dict of name to "
+                        "model, or the BaselinesResult returned by fit_baselines.")
+    flat: dict[Any, Any] = {}
+    for key, obj in models.items():
+        items = obj.items() if isinstance(obj, BaselinesResult) else [(key, obj)]
+        for name, m in items:
+            if name in flat:
+                raise ValueError(f"models has two models named {name!r}; expected unique names.")
+            flat[name] = m
+    for name in scores or {}:
+        flat.setdefault(name, None)
+    if not flat:
+        raise ValueError("models is empty; expected at least one model to evaluate.")
+    bad = [k for k in flat if not isinstance(k, str) or not k.strip()]
+    if bad:
+        raise TypeError(f"models has key(s) {describe(bad)}; expected non-empty string names.")
+    missing = [k for k, m in flat.items() if m is None and k not in (scores or {})]
+    if missing:
+        raise TypeError(f"models {missing} are None without scores; expected a model or "
+                        "precomputed scores= for each.")
+    return flat
 
-    Rows are visited in the order of the reference's scores, exactly as
-    :func:`stats.bootstrap_metrics` does for the reference and :func:`stats.paired_bootstrap`
-    does with the reference as model ``a`` (samples are exchangeable, so it is the same
-    bootstrap, and with the same seed the numbers are identical: tested).
-    """
-    y = np.asarray(y)
-    order = (np.argsort(scores[reference], kind="mergesort")
-             if task == "binary" else np.arange(len(y)))
-    y = y[order]
-    sc = {m: np.asarray(s, dtype=np.float64)[order] for m, s in scores.items()}
-    point = {m: {k: float(v[0]) for k, v in weighted_metrics(
-        y, s, None, task=task, metrics=metrics, threshold=threshold).items()}
-        for m, s in sc.items()}
-    reps: dict[str, dict[str, list[np.ndarray]]] = {m: {k: [] for k in metrics} for m in sc}
-    strata = y if task in ("binary", "multiclass") else None
-    for W in bootstrap_weights(len(y), n_boot, strata=strata, random_state=seed):
-        for name, s in sc.items():
-            res = weighted_metrics(y, s, W, task=task, metrics=metrics, threshold=threshold)
-            for k in metrics:
-                reps[name][k].append(res[k])
-    return point, {m: {k: np.concatenate(v) for k, v in d.items()} for m, d in reps.items()}
 
-
-def _interval_rows(point: Mapping[str, Mapping[str, float]],
-                   reps: Mapping[str, Mapping[str, np.ndarray]], *, metrics: tuple[str, ...],
-                   n: int, n_boot: int, ci: float) -> pd.DataFrame:
-    """Percentile CIs (the formula of :func:`stats.bootstrap_metrics`)."""
-    a = (1 - ci) / 2
-    rows = []
-    for name in point:
-        for k in metrics:
-            v = reps[name][k]
-            lo, hi = np.nanquantile(v, [a, 1 - a]) if np.isfinite(v).any() else (np.nan, np.nan)
-            rows.append({"model": name, "metric": k, "estimate": point[name][k],
-                         "ci_low": float(lo), "ci_high": float(hi), "n": int(n),
-                         "se": (float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1
-                                else np.nan), "n_boot": n_boot})
-    return pd.DataFrame(rows, columns=["model", "metric", "estimate", "ci_low", "ci_high", "n",
-                                       "se", "n_boot"])
+def _check_panel(panel: MetricPanel, names: list[str], metrics: tuple[str, ...], task: str,
+                 n: int) -> MetricPanel:
+    if panel.task != task or panel.n != n:
+        raise ValueError(f"panel holds {panel.n} rows of a {panel.task} task; expected the "
+                         f"{n} test rows of this {task} task.")
+    missing = [m for m in names if m not in panel.point]
+    if missing:
+        raise ValueError(f"panel has no model {missing}; expected every compared model, from "
+                         f"{panel.models}.")
+    absent = [k for k in metrics if k not in panel.metrics]
+    if absent:
+        raise ValueError(f"metrics={list(metrics)} has {absent}, which the panel did not "
+                         f"compute; expected names from {list(panel.metrics)}.")
+    return panel
 
 
 _DIFF_COLS = ["model_a", "model_b", "metric", "estimate_a", "estimate_b", "difference", "ci_low",
@@ -423,21 +468,15 @@ def _paired_rows(point: Mapping[str, Mapping[str, float]],
                  reps: Mapping[str, Mapping[str, np.ndarray]], a: str, b: str, *,
                  metrics: tuple[str, ...], n: int, n_boot: int, ci: float) -> pd.DataFrame:
     """Paired differences ``a - b`` (the formulas of :func:`stats.paired_bootstrap`)."""
-    al = (1 - ci) / 2
     rows = []
     for k in metrics:
-        d = reps[a][k] - reps[b][k]
-        d = d[np.isfinite(d)]
-        if len(d):
-            lo, hi = np.quantile(d, [al, 1 - al])
-            p = bootstrap_p_value(d)
-        else:
-            lo = hi = p = np.nan
+        d = difference_summary(reps[a][k] - reps[b][k], ci)
+        lo, hi = d["ci_low"], d["ci_high"]
         up = HIGHER_IS_BETTER[k]
         rows.append({
             "model_a": a, "model_b": b, "metric": k, "estimate_a": point[a][k],
             "estimate_b": point[b][k], "difference": point[a][k] - point[b][k],
-            "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p),
+            "ci_low": lo, "ci_high": hi, "p_value": d["p_value"],
             "a_better": bool(lo > 0 if up else hi < 0), "b_better": bool(hi < 0 if up else lo > 0),
             "n": int(n), "n_boot": n_boot})
     return pd.DataFrame(rows, columns=_DIFF_COLS)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._explanation import Attribution
+from .._explanation import AttributionResult
 from .._result import to_jsonable
 from ..data._audit_data import AuditData
 from ..data._validation import check_finite, describe
@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
     torch = None  # type: ignore[assignment]
 
 KINDS = ("ebm", "logistic", "tree")
-#: what ``explain`` reports as ``Attribution.method`` for each kind.
+#: what ``explain`` reports as ``AttributionResult.method`` for each kind.
 METHODS = {"ebm": "ebm_local", "logistic": "logistic_linear", "tree": "tree_shap"}
 #: number of grid points of a shape curve for continuous features.
 SHAPE_GRID = 50
@@ -127,7 +127,7 @@ class GlassBoxModel:
             return _softmax(z)
         return z
 
-    def explain(self, X: Any, *, target: Any = None) -> Attribution:
+    def explain(self, X: Any, *, target: Any = None) -> AttributionResult:
         """Exact additive explanation of :meth:`decision` for every row of ``X``.
 
         Parameters
@@ -140,7 +140,7 @@ class GlassBoxModel:
 
         Returns
         -------
-        Attribution
+        AttributionResult
             ``values`` (n, d), ``base_values`` (scalar, or (n,) for multiclass), ``data`` (n, d),
             ``output`` ``"logit"`` (classification) or ``"value"`` (regression).
             ``values.sum(1) + base_values`` equals the explained decision.
@@ -154,7 +154,7 @@ class GlassBoxModel:
         if tgt is not None:
             params["target"] = "predicted class" if target is None else to_jsonable(target)
             base = np.asarray(base, dtype=np.float64)
-        return Attribution(
+        return AttributionResult(
             values=values, base_values=base, data=arr, feature_names=self.feature_names,
             method=METHODS[self.kind], params=params, convergence_delta=None,
             compute_time=time.perf_counter() - t0,
@@ -164,7 +164,7 @@ class GlassBoxModel:
     def global_importance(self) -> pd.Series:
         """Mean absolute contribution of each feature on (a sample of up to 1000 rows of) the
         training data, largest first: the same definition as
-        :meth:`Attribution.global_importance`, so it compares across kinds and with DL models."""
+        :meth:`AttributionResult.global_importance`, so it compares across kinds and with DL models."""
         if self._importance is None:
             imp = self.explain(self._background).global_importance()
             self._importance = imp.rename("importance")

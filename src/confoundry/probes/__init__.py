@@ -1,20 +1,33 @@
-"""Confounder probes and retraining controls (Tips 4 and 7).
+"""Confounder probes (Tips 4 and 7).
 
 :func:`probe_confounders` asks whether metadata the model never saw (site, batch, scanner)
 predicts its outputs, embeddings or errors, and whether it still does once the true label is
-accounted for. :func:`label_shuffle_control` and :func:`leave_one_group_out` retrain the model
-through a user-supplied ``train_fn(X_train, y_train) -> model``.
+accounted for.
+
+The retraining controls (:func:`~confoundry.label_shuffle_control`,
+:func:`~confoundry.leave_one_group_out`) have moved to :mod:`confoundry.controls`; their old
+names here still work for one release, with a ``DeprecationWarning``.
 """
 
-from ._controls import (
+from .._result import deprecated_aliases
+from ..controls import (
     LabelShuffleResult,
     LeaveOneGroupOutResult,
     label_shuffle_control,
     leave_one_group_out,
 )
-from ._probe import ProbeResult, probe_confounders
+from ._probe import probe_confounders
+from ._probe_result import ProbeResult
 
-__all__ = [
-    "LabelShuffleResult", "LeaveOneGroupOutResult", "ProbeResult",
-    "label_shuffle_control", "leave_one_group_out", "probe_confounders",
-]
+__all__ = ["ProbeResult", "probe_confounders"]
+
+#: names that moved to :mod:`confoundry.controls` (kept here for one release).
+_DEPRECATED = {
+    "LabelShuffleResult": LabelShuffleResult,
+    "LeaveOneGroupOutResult": LeaveOneGroupOutResult,
+    "label_shuffle_control": label_shuffle_control,
+    "leave_one_group_out": leave_one_group_out,
+}
+del LabelShuffleResult, LeaveOneGroupOutResult, label_shuffle_control, leave_one_group_out
+
+__getattr__ = deprecated_aliases(__name__, _DEPRECATED)

@@ -22,49 +22,6 @@ from ._figures import DPI, plot_result
 #: rows shown per table (the JSON record keeps every row).
 MAX_ROWS = 50
 
-#: the report's sections: id, title, tips, steps shown, one sentence on the question.
-SECTIONS = (
-    ("data", "The data", (4,), ("data",),
-     "How many samples, how balanced the label is, and how the label is distributed over each "
-     "metadata column: an unbalanced design is where confounders come from."),
-    ("baselines", "Deep learning against glass-box baselines", (2,),
-     ("performance", "baselines", "comparison"),
-     "Is the model better than equally tuned glass-box models on the same test data? Every "
-     "metric carries its bootstrap confidence interval; differences are paired."),
-    ("attributions", "What the model relies on: attributions, agreement, expectations", (8, 9),
-     ("attributions", "agreement", "expectations", "effect_curves", "shadow_glassbox",
-      "sanity_check"),
-     "Which features drive the model, whether glass-box models trained on the same data agree, "
-     "and whether any model contradicts what the domain knows."),
-    ("probes", "Confounder probes", (4, 7), ("probes",),
-     "Does metadata the model never saw predict its outputs, embeddings or errors, and does it "
-     "still predict them once the true label is accounted for? q-values are "
-     "Benjamini-Hochberg adjusted over the whole table."),
-    ("domains", "Domains and slices", (9,), ("domains", "slices", "error_contrast"),
-     "Where the model succeeds and where it fails, with intervals per domain, failing slices "
-     "confirmed on held-out data with false-discovery-rate control, and what the attributions "
-     "do differently where the model is wrong."),
-    ("controls", "Controls: overfitting and memorisation", (7,),
-     ("overfitting", "label_shuffle", "leave_one_group_out"),
-     "Does performance drop from training to test data, does the model beat a copy trained on "
-     "shuffled labels, and does it hold up on a site it never saw?"),
-    ("privacy", "Privacy", (10,), ("membership",),
-     "Could someone with the model tell who was in the training set?"),
-)
-
-STEP_TITLES = {
-    "data": "Data description", "performance": "The model's metric panel",
-    "baselines": "Glass-box baselines", "comparison": "Model comparison",
-    "attributions": "Attributions", "agreement": "Agreement with glass-box explanations",
-    "expectations": "Domain expectations", "effect_curves": "Effect curves",
-    "shadow_glassbox": "Shadow glass-box", "sanity_check": "Attribution sanity check",
-    "probes": "Confounder probes", "domains": "Per-domain metrics", "slices": "Failing slices",
-    "error_contrast": "Attributions where the model is wrong vs right",
-    "overfitting": "Overfitting gap", "label_shuffle": "Label-shuffle control",
-    "leave_one_group_out": "Leave one group out", "membership": "Membership-inference risk",
-}
-
-
 # ----------------------------------------------------------------- formatting
 def fmt(v: Any) -> str:
     """A cell as short text: 4 significant digits, '–' for missing values.
@@ -124,6 +81,8 @@ def _summary_table(res: Any) -> dict | None:
         s = fn()
     except Exception:
         return None
+    if isinstance(s, pd.DataFrame):
+        return table(s)
     if isinstance(s, Mapping):
         return table(dict(s))
     return None
@@ -158,11 +117,11 @@ def _result_block(res: Any, heading: str, *, dpi: int, max_rows: int) -> dict[st
     return block
 
 
-def _step_blocks(result: Any, step: str, *, dpi: int, max_rows: int) -> list[dict[str, Any]]:
+def _step_blocks(result: Any, step: str, title: str, *, dpi: int,
+                 max_rows: int) -> list[dict[str, Any]]:
     res = result.results.get(step)
     if res is None:
         return []
-    title = STEP_TITLES.get(step, step)
     if isinstance(res, Mapping) and not hasattr(res, "to_frame"):
         return [_result_block(v, f"{title}: {k}", dpi=dpi, max_rows=max_rows)
                 for k, v in res.items()]
@@ -188,17 +147,33 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
               "seconds": f"{s.seconds:.2f}", "warnings": list(s.warnings)}
              for s in result.steps.values()]
     sections = []
-    for sid, stitle, tips, step_names, intro in SECTIONS:
+    placed: set[str] = set()
+    layout = list(getattr(result, "layout", ()) or ())
+    for sec in layout:
         items = []
-        for st in step_names:
+        for entry in sec.get("steps", ()):
+            st, st_title = entry["name"], entry.get("title") or entry["name"]
             status = result.steps.get(st)
             if status is None:
                 continue
-            items.append({"step": st, "title": STEP_TITLES.get(st, st), "status": status.status,
+            placed.add(st)
+            items.append({"step": st, "title": st_title, "status": status.status,
                           "reason": status.reason, "warnings": list(status.warnings),
-                          "blocks": _step_blocks(result, st, dpi=dpi, max_rows=max_rows)})
-        sections.append({"id": sid, "title": stitle, "tips": ", ".join(map(str, tips)),
-                         "intro": intro, "items": items})
+                          "blocks": _step_blocks(result, st, st_title, dpi=dpi,
+                                                 max_rows=max_rows)})
+        sections.append({"id": str(sec["id"]), "title": str(sec["title"]),
+                         "tips": ", ".join(map(str, sec.get("tips", ()))),
+                         "intro": str(sec.get("intro", "")), "items": items})
+    rest = [st for st in result.steps if st not in placed]
+    if rest:  # a step the layout does not place is still shown, never dropped
+        sections.append({"id": "other-steps", "title": "Other steps", "tips": "",
+                         "intro": "Steps that no section of the layout names.",
+                         "items": [{"step": st, "title": st, "status": result.steps[st].status,
+                                    "reason": result.steps[st].reason,
+                                    "warnings": list(result.steps[st].warnings),
+                                    "blocks": _step_blocks(result, st, st, dpi=dpi,
+                                                           max_rows=max_rows)}
+                                   for st in rest]})
     extras = []
     for i, sec in enumerate(getattr(result, "sections", ()) or ()):
         blocks = []
@@ -218,7 +193,7 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
     return {
         "title": title or f"confoundry audit of {result.model_name}",
         "model_name": result.model_name, "task": result.task,
-        "verdict": verdict, "severities": SEVERITIES, "findings": frows, "steps": steps,
+        "verdict": to_jsonable(verdict), "severities": SEVERITIES, "findings": frows, "steps": steps,
         "sections": sections, "extras": extras, "notes": list(result.notes),
         "versions": table(versions), "seeds": table(seeds),
         "repro": table({k: v for k, v in repro.items()}),

@@ -1,0 +1,161 @@
+"""``AuditContext``: what every step of one audit shares, computed once.
+
+The test and training data are validated once (one :class:`~confoundry.AuditData` each); the
+audited model scores the test set once; every baseline scores the test (and training) set once;
+the metric panel of all models is bootstrapped once. Steps read these from the context and hand
+them to the step functions explicitly (``scores=``, ``baseline_scores=``, ``overall=``,
+``panel=``), so nothing is recomputed and nothing is cached behind a step function's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data import AuditData
+from ..stats import HEADLINE_METRIC, MetricPanel, bootstrap_panel
+
+
+class Skip(Exception):
+    """Raised inside a step to skip it with a reason (recorded, shown in the report)."""
+
+
+@dataclass
+class AuditOptions:
+    """The knobs of one audit, validated by :class:`~confoundry.Audit`."""
+
+    n_boot: int = 1000
+    n_permutations: int = 1000
+    max_attribution_rows: int = 1000
+    baseline_kinds: tuple[str, ...] = ("ebm", "logistic", "tree")
+    attribution_method: str = "auto"
+    expectations: Mapping[str, str] = field(default_factory=dict)
+    layer: Any = None
+    train_fn: Any = None
+    group_column: str | None = None
+    n_repeats: int = 5
+    verbose: bool = True
+
+
+@dataclass
+class AuditContext:
+    """Shared state of one ``Audit.run()``; lazily computed values are computed once.
+
+    Attributes
+    ----------
+    data, train : AuditData (train may be None)
+    adapter : ModelAdapter of the audited model
+    model_name : str
+        The audited model's display name in every table ("<name> (DL)" if it clashes with a
+        baseline's name).
+    scores : ndarray
+        The audited model's test scores (the one forward pass over the test set).
+    seeds : dict of step name -> int
+    options : AuditOptions
+    results : dict of step name -> result (filled as steps run)
+    notes : list of str
+        What the audit did that a reader must know.
+    """
+
+    data: AuditData
+    train: AuditData | None
+    adapter: Any
+    model_name: str
+    scores: np.ndarray
+    seeds: Mapping[str, int]
+    options: AuditOptions
+    results: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ---------------------------------------------------------------- results
+    def result(self, step: str, why: str, statuses: Mapping[str, Any]) -> Any:
+        """The result of an earlier step, or :class:`Skip` saying why it is missing."""
+        if step not in self.results:
+            st = statuses.get(step)
+            label = st.label if st is not None else "not run"
+            raise Skip(f"{why} (step '{step}' {label})")
+        return self.results[step]
+
+    @property
+    def baselines(self) -> Any:
+        """The fitted baselines (``BaselinesResult``), or None when that step did not run."""
+        return self.results.get("baselines")
+
+    @property
+    def headline_metric(self) -> str:
+        return HEADLINE_METRIC[str(self.data.task)]
+
+    # ------------------------------------------------------------ computed once
+    def _once(self, key: str, fn: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    @property
+    def baseline_scores(self) -> dict[str, np.ndarray]:
+        """Every baseline's test scores (computed once, on first use)."""
+        base = self.baselines
+        if base is None:
+            return {}
+        return self._once("baseline_scores", lambda: {
+            str(k): np.asarray(m.predict_scores(self.data), dtype=np.float64)
+            for k, m in base.items()})
+
+    @property
+    def train_scores(self) -> np.ndarray:
+        """The audited model's training-set scores (computed once, on first use)."""
+        if self.train is None:
+            raise Skip("needs training data (X_train= and y_train=)")
+        return self._once("train_scores", lambda: np.asarray(
+            self.adapter.predict_scores(self.train.X), dtype=np.float64))
+
+    @property
+    def baseline_train_scores(self) -> dict[str, np.ndarray]:
+        base = self.baselines
+        if base is None or self.train is None:
+            return {}
+        return self._once("baseline_train_scores", lambda: {
+            str(k): np.asarray(m.predict_scores(self.train), dtype=np.float64)
+            for k, m in base.items()})
+
+    @property
+    def all_scores(self) -> dict[str, np.ndarray]:
+        """The audited model's and every baseline's test scores, the audited model first."""
+        return {self.model_name: self.scores, **self.baseline_scores}
+
+    @property
+    def panel(self) -> MetricPanel:
+        """The metric panel of every model, bootstrapped once on shared replicates.
+
+        The performance table, the model comparison and the overall row of every domain table
+        are views of it, so they agree to the last digit.
+        """
+        return self._once("panel", lambda: bootstrap_panel(
+            self.data.y, self.all_scores, task=str(self.data.task),
+            n_boot=self.options.n_boot, random_state=self.seeds["performance"],
+            reference=self.model_name))
+
+    @property
+    def sub_idx(self) -> np.ndarray:
+        """Rows of the attribution subsample (sorted; at most ``max_attribution_rows``)."""
+        def draw() -> np.ndarray:
+            n, m = self.data.n_samples, self.options.max_attribution_rows
+            if n <= m:
+                return np.arange(n)
+            rng = np.random.default_rng(self.seeds["attributions"])
+            self.notes.append(
+                f"Attributions, expectations and effect curves use a random subsample of {m} "
+                f"of the {n} test rows (max_attribution_rows={m}).")
+            return np.sort(rng.choice(n, size=m, replace=False))
+
+        return self._once("sub_idx", draw)
+
+    @property
+    def data_sub(self) -> AuditData:
+        """The attribution subsample as a view of the test data (no copy of the validation)."""
+        return self._once("data_sub", lambda: self.data.subset(self.sub_idx))
