@@ -273,13 +273,15 @@ def run_domains(ctx: AuditContext) -> dict[str, Any]:
     return {k: split_domains(ctx.adapter, ctx.data, None, by=by, baselines=ctx.baselines,
                              scores=ctx.scores, baseline_scores=ctx.baseline_scores,
                              overall=ctx.panel, n_boot=ctx.options.n_boot,
-                             random_state=ctx.seeds["domains"], verbose=ctx.options.verbose)
+                             model_name=ctx.model_name, random_state=ctx.seeds["domains"],
+                             verbose=ctx.options.verbose)
             for k, by in list(splits.items())[:MAX_DOMAIN_SPLITS]}
 
 
 def run_slices(ctx: AuditContext) -> Any:
     return discover_slices(ctx.adapter, ctx.data, None, scores=ctx.scores,
-                           random_state=ctx.seeds["slices"], verbose=ctx.options.verbose)
+                           model_name=ctx.model_name, random_state=ctx.seeds["slices"],
+                           verbose=ctx.options.verbose)
 
 
 def run_error_contrast(ctx: AuditContext) -> Any:

@@ -1,5 +1,8 @@
 """``discover_slices``: failing slices, found on one half of the data and confirmed on the other.
 
+(One module past 450 lines: the lattice search, the greedy selection and the confirmation share
+the slice encoding and are only correct together.)
+
 The search is a lattice over conjunctions of conditions (``column = level`` for categorical
 columns, ``a <= column < b`` for quantile bins of continuous ones), in the style of SliceLine
 (Sagadeeva & Boehm, SIGMOD 2021): slice sizes and error sums of a whole level come from one

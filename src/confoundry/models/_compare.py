@@ -1,5 +1,8 @@
 """``compare_models``: the metric panel of several models on the same test set, with stratified
-bootstrap CIs and paired bootstrap differences against a reference (the deep model)."""
+bootstrap CIs and paired bootstrap differences against a reference (the deep model).
+
+(One module past 450 lines: the result's findings and plot read the panel the function builds.)
+"""
 
 from __future__ import annotations
 

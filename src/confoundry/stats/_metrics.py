@@ -101,6 +101,9 @@ def _grouped(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, n
         starts = _tie_groups(s[order])
     Wo = W if order is None else W[:, order]
     yo = (y if order is None else y[order]).astype(bool)
+    if len(starts) == len(s):  # no ties: every sample is its own group, nothing to reduce
+        pos = Wo * yo
+        return pos, Wo - pos
     total = np.add.reduceat(Wo, starts, axis=1)
     pos = np.add.reduceat(Wo * yo, starts, axis=1) if yo.any() else np.zeros_like(total)
     return pos, total - pos
@@ -108,8 +111,8 @@ def _grouped(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, n
 
 def _auroc(W: np.ndarray, y: np.ndarray, s: np.ndarray, grouped=None) -> np.ndarray:
     pos, neg = _grouped(W, y, s) if grouped is None else grouped
-    neg_below = np.cumsum(neg, axis=1) - neg
-    num = np.sum(pos * (neg_below + 0.5 * neg), axis=1)
+    # negatives strictly below each tie group, plus half the tied ones
+    num = np.einsum("ij,ij->i", pos, np.cumsum(neg, axis=1) - 0.5 * neg)
     return _ratio(num, pos.sum(axis=1) * neg.sum(axis=1))
 
 
@@ -117,9 +120,9 @@ def _auprc(W: np.ndarray, y: np.ndarray, s: np.ndarray, grouped=None) -> np.ndar
     pos, neg = _grouped(W, y, s) if grouped is None else grouped
     # thresholds run from the highest score down: counts at or above each tie group
     tp = np.cumsum(pos[:, ::-1], axis=1)[:, ::-1]
-    fp = np.cumsum(neg[:, ::-1], axis=1)[:, ::-1]
-    precision = np.nan_to_num(_ratio(tp, tp + fp), nan=0.0)
-    return _ratio(np.sum(pos * precision, axis=1), pos.sum(axis=1))
+    called = np.cumsum((pos + neg)[:, ::-1], axis=1)[:, ::-1]  # tp + fp
+    precision = np.divide(tp, called, out=np.zeros(tp.shape), where=called > 0)
+    return _ratio(np.einsum("ij,ij->i", pos, precision), pos.sum(axis=1))
 
 
 def _log_loss_binary(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
