@@ -321,9 +321,9 @@ def run_overfitting(ctx: AuditContext) -> Any:
     return overfitting_gap(ctx.adapter, ctx.train, None, ctx.data, None,
                            baselines=ctx.baselines, scores=ctx.scores,
                            train_scores=ctx.train_scores, baseline_scores=ctx.baseline_scores,
-                           baseline_train_scores=ctx.baseline_train_scores,
-                           n_boot=ctx.options.n_boot, random_state=ctx.seeds["overfitting"],
-                           verbose=ctx.options.verbose)
+                           baseline_train_scores=ctx.baseline_train_scores, panel=ctx.panel,
+                           model_name=ctx.model_name, n_boot=ctx.options.n_boot,
+                           random_state=ctx.seeds["overfitting"], verbose=ctx.options.verbose)
 
 
 def run_label_shuffle(ctx: AuditContext) -> Any:
@@ -352,7 +352,8 @@ def run_membership(ctx: AuditContext) -> Any:
                            baselines=ctx.baselines, scores=ctx.scores,
                            train_scores=ctx.train_scores, baseline_scores=ctx.baseline_scores,
                            baseline_train_scores=ctx.baseline_train_scores,
-                           random_state=ctx.seeds["membership"], verbose=ctx.options.verbose)
+                           model_name=ctx.model_name, random_state=ctx.seeds["membership"],
+                           verbose=ctx.options.verbose)
 
 
 #: every step, in the order it runs.

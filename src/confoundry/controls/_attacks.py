@@ -79,29 +79,38 @@ def roc_stats(z: np.ndarray, s: np.ndarray, W: np.ndarray, fpr: float,
     if order is None:
         order = np.argsort(-s, kind="mergesort")
     so = s[order]
-    ends = np.r_[np.flatnonzero(so[1:] != so[:-1]), len(so) - 1]  # last position of tie groups
-    Wo = W[:, order]
-    tp = np.cumsum(Wo * z[order].astype(W.dtype), axis=1)[:, ends].astype(np.float64)
-    fp = np.cumsum(Wo, axis=1)[:, ends].astype(np.float64) - tp
-    P, N = tp[:, -1], fp[:, -1]
-    pos = np.diff(tp, axis=1, prepend=0.0)
-    neg = np.diff(fp, axis=1, prepend=0.0)
+    Wo = W[:, order]  # a copy: safe to modify in place
+    pos = Wo * z[order].astype(Wo.dtype)  # member weight per record, in score order
+    neg = np.subtract(Wo, pos, out=Wo)
+    starts = np.flatnonzero(np.r_[True, so[1:] != so[:-1]])  # first record of each tie group
+    if len(starts) < len(so):  # ties: one ROC vertex per tie group
+        pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+    # counts are integers: the running sums are exact in float32 below 2**24 records
+    acc = np.float32 if Wo.dtype == np.float32 and W.shape[1] < 2**24 else np.float64
+    tp = np.cumsum(pos, axis=1, dtype=acc).astype(np.float64)
+    fp = np.cumsum(neg, axis=1, dtype=acc).astype(np.float64)
+    P, N = tp[:, -1].copy(), fp[:, -1].copy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        auroc = np.sum(pos * (N[:, None] - fp + 0.5 * neg), axis=1) / (P * N)
-        tpr = tp / P[:, None]
-        fpr_ = fp / N[:, None]
-    zeros = np.zeros((W.shape[0], 1))
-    tpr = np.hstack([zeros, tpr])
-    fpr_ = np.hstack([zeros, fpr_])
+        # sum over vertices of pos * (negatives strictly below + half the tied ones)
+        below = np.einsum("ij,ij->i", pos.astype(np.float64), fp - 0.5 * neg)
+        auroc = (P * N - below) / (P * N)
+        tpr = np.divide(tp, P[:, None], out=tp)
+        fpr_ = np.divide(fp, N[:, None], out=fp)
+    del pos, neg
     rows = np.arange(W.shape[0])
-    k = np.sum(fpr_ <= fpr + 1e-12, axis=1) - 1  # last vertex with FPR <= target
-    k1 = np.minimum(k + 1, fpr_.shape[1] - 1)
-    x0, x1 = fpr_[rows, k], fpr_[rows, k1]
-    y0, y1 = tpr[rows, k], tpr[rows, k1]
+    # vertices are the origin (0, 0) then the columns; k = last vertex with FPR <= target
+    k = np.sum(fpr_ <= fpr + 1e-12, axis=1)  # 0 = the origin
+    k1 = np.minimum(k + 1, fpr_.shape[1])
+
+    def vertex(v: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.where(j > 0, v[rows, np.maximum(j - 1, 0)], 0.0)
+
+    x0, x1 = vertex(fpr_, k), vertex(fpr_, k1)
+    y0, y1 = vertex(tpr, k), vertex(tpr, k1)
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(x1 > x0, (fpr - x0) / np.where(x1 > x0, x1 - x0, 1.0), 0.0)
     tpr_at = y0 + np.clip(t, 0, 1) * (y1 - y0)
-    adv = np.max(tpr - fpr_, axis=1)
+    adv = np.maximum(np.max(tpr - fpr_, axis=1), 0.0)  # the origin's advantage is 0
     return auroc, tpr_at, adv
 
 

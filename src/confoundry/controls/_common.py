@@ -162,6 +162,7 @@ def score_models(
     train_scores: Any = None,
     baseline_scores: Mapping[str, Any] | None = None,
     baseline_train_scores: Mapping[str, Any] | None = None,
+    model_name: str | None = None,
 ) -> Scored:
     """Validate both splits, and score every model on both unless its scores are given.
 
@@ -215,6 +216,8 @@ def score_models(
     else:
         dl = as_model(model, task=task)
         dl_name = dl.name
+    if model_name is not None:
+        dl_name = str(model_name)
     # name -> (adapter or None, precomputed test scores, precomputed training scores)
     plan: dict[str, tuple[Any, Any, Any]] = {dl_name: (dl, scores, train_scores)}
     for name in dict.fromkeys([*base, *b_test, *b_train]):

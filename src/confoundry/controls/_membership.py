@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, Verdict, internal
-from .._utils import check_random_state, int_seed, progress
+from .._utils import check_random_state, int_seed, progress, thread_map
 from ..data._validation import check_positive_int, check_probability
 from ..stats import DEFAULT_CI, DEFAULT_FDR, bh_adjust, bootstrap_weights, percentile_ci
 from ._attacks import (
@@ -234,6 +234,7 @@ def membership_risk(
     train_scores: Any = None,
     baseline_scores: Mapping[str, Any] | None = None,
     baseline_train_scores: Mapping[str, Any] | None = None,
+    model_name: str | None = None,
     verbose: bool = True,
 ) -> MembershipRiskResult:
     """Membership-inference risk: can an attacker tell who was in the training set?
@@ -275,6 +276,8 @@ def membership_risk(
     baseline_scores, baseline_train_scores : mapping of str to array-like, optional
         Precomputed test / training scores of the baselines, by name; a baseline whose scores
         are missing here is scored.
+    model_name : str, optional
+        Display name of the audited model (default: its adapter's name).
     verbose : bool
         Show a progress bar over the bootstrap.
 
@@ -306,7 +309,7 @@ def membership_risk(
     rng = check_random_state(random_state)
     sc = score_models(model, X_train, y_train, X_test, y_test, baselines, scores=scores,
                       train_scores=train_scores, baseline_scores=baseline_scores,
-                      baseline_train_scores=baseline_train_scores)
+                      baseline_train_scores=baseline_train_scores, model_name=model_name)
     task = sc.task
     run = tuple(a for a in attacks if task != "regression" or a not in PROBABILITY_ATTACKS)
     skipped = tuple(a for a in attacks if a not in run)
@@ -371,8 +374,8 @@ def _bootstrap(att: dict[tuple[str, str], np.ndarray], m: int, fpr: float, n_boo
         for W in bootstrap_weights(2 * m, n_boot, strata=z, random_state=seed,
                                    chunk_size=chunk):
             W = W.astype(np.float32)  # counts: exact in float32, half the memory traffic
-            for c in att:
-                auc_b, tpr_b, adv_b = roc_stats(z, att[c], W, fpr, orders[c])
+            out = thread_map(lambda c, W=W: roc_stats(z, att[c], W, fpr, orders[c]), list(att))
+            for c, (auc_b, tpr_b, adv_b) in zip(att, out):
                 reps[c]["auroc"].append(auc_b)
                 reps[c]["tpr"].append(tpr_b)
                 reps[c]["adv"].append(adv_b)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin
-from .._utils import check_random_state, int_seed, progress
+from .._utils import check_random_state, int_seed, progress, thread_map
 from ..data._validation import check_positive_int, check_probability
 from ..stats import (
     DEFAULT_CI,
@@ -18,6 +18,7 @@ from ..stats import (
     HEADLINE_METRIC,
     HIGHER_IS_BETTER,
     LABELS,
+    MetricPanel,
     bh_adjust,
     bootstrap_p_value,
     bootstrap_weights,
@@ -202,6 +203,8 @@ def overfitting_gap(
     train_scores: Any = None,
     baseline_scores: Mapping[str, Any] | None = None,
     baseline_train_scores: Mapping[str, Any] | None = None,
+    panel: MetricPanel | None = None,
+    model_name: str | None = None,
     verbose: bool = True,
 ) -> OverfittingResult:
     """Training vs test performance, the gap between them, and the gap against the baselines'.
@@ -243,6 +246,14 @@ def overfitting_gap(
     baseline_scores, baseline_train_scores : mapping of str to array-like, optional
         Precomputed test / training scores of the baselines, by name; a baseline whose scores
         are missing here is scored.
+    panel : MetricPanel, optional
+        The test set's metric panel (:func:`confoundry.stats.bootstrap_panel`, as the audit
+        computes it once): the test-set estimates and bootstrap replicates of every model it
+        holds (with these ``metrics``, ``n_boot`` replicates and threshold 0.5) are read from
+        it instead of bootstrapping the test set again. The train and test bootstraps are
+        independent either way.
+    model_name : str, optional
+        Display name of the audited model (default: its adapter's name).
     verbose : bool
         Show a progress bar over the bootstrap.
 
@@ -272,14 +283,15 @@ def overfitting_gap(
     rng = check_random_state(random_state)
     sc = score_models(model, X_train, y_train, X_test, y_test, baselines, scores=scores,
                       train_scores=train_scores, baseline_scores=baseline_scores,
-                      baseline_train_scores=baseline_train_scores)
+                      baseline_train_scores=baseline_train_scores, model_name=model_name)
     metrics = check_metrics(metrics, sc.task)
     seeds = int_seed(rng), int_seed(rng)
-    point, reps = _bootstrap(sc, metrics, n_boot, seeds, verbose)
+    point, reps = _bootstrap(sc, metrics, n_boot, seeds, verbose, panel)
     table, gaps = _table(sc, metrics, point, reps, n_boot)
     comparison = _comparison(sc, metrics, table, gaps, n_boot, fdr)
     params = {"metrics": list(metrics), "n_boot": n_boot, "fdr": fdr, "ci": DEFAULT_CI,
               "random_state": seed_param(random_state),
+              "test_panel": sorted(_panel_models(panel, sc, metrics, n_boot)),
               "precomputed": {"scores": scores is not None,
                               "train_scores": train_scores is not None,
                               "baseline_scores": sorted(baseline_scores or ()),
@@ -293,13 +305,18 @@ def overfitting_gap(
 
 
 def _bootstrap(sc: Scored, metrics: tuple[str, ...], n_boot: int, seeds: tuple[int, int],
-               verbose: bool) -> tuple[dict, dict]:
-    """Point estimates and independent train / test bootstrap replicates of every metric."""
+               verbose: bool, panel: MetricPanel | None = None) -> tuple[dict, dict]:
+    """Point estimates and independent train / test bootstrap replicates of every metric.
+
+    A model whose test-set estimates and replicates are in ``panel`` (the audit's one
+    bootstrap of the test set) takes them from there; only its training set is bootstrapped.
+    """
     task = sc.task
     y_tr, y_te = sc.y_train, sc.y_test
     n_tr, n_te = len(y_tr), len(y_te)
     strat = task in ("binary", "multiclass")
     chunk = max(1, min(n_boot, _CHUNK_CELLS // max(n_tr, n_te)))
+    from_panel = set(_panel_models(panel, sc, metrics, n_boot))
 
     def _scores(s: np.ndarray) -> np.ndarray:
         return s[:, : sc.n_classes] if task == "multiclass" else s
@@ -308,11 +325,12 @@ def _bootstrap(sc: Scored, metrics: tuple[str, ...], n_boot: int, seeds: tuple[i
     for name in sc.names:
         tr = weighted_metrics(y_tr, _scores(sc.train_scores[name]), None, task=task,
                               metrics=metrics)
-        te = weighted_metrics(y_te, _scores(sc.test_scores[name]), None, task=task,
-                              metrics=metrics)
+        te = ({m: [panel.point[name][m]] for m in metrics} if name in from_panel else
+              weighted_metrics(y_te, _scores(sc.test_scores[name]), None, task=task,
+                               metrics=metrics))
         point[name] = {m: (float(tr[m][0]), float(te[m][0])) for m in metrics}
-    reps: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {
-        name: {m: [] for m in metrics} for name in sc.names}
+    chunks: dict[str, dict[str, tuple[list, list]]] = {
+        name: {m: ([], []) for m in metrics} for name in sc.names}
     gen_tr = bootstrap_weights(n_tr, n_boot, strata=y_tr if strat else None,
                                random_state=seeds[0], chunk_size=chunk)
     gen_te = bootstrap_weights(n_te, n_boot, strata=y_te if strat else None,
@@ -320,17 +338,36 @@ def _bootstrap(sc: Scored, metrics: tuple[str, ...], n_boot: int, seeds: tuple[i
     bar = progress(total=-(-n_boot // chunk), desc="overfitting gap", verbose=verbose)
     try:
         for W_tr, W_te in zip(gen_tr, gen_te):
-            for name in sc.names:
+            def one(name: str, W_tr: np.ndarray = W_tr, W_te: np.ndarray = W_te) -> tuple:
                 tr = weighted_metrics(y_tr, _scores(sc.train_scores[name]), W_tr, task=task,
                                       metrics=metrics)
-                te = weighted_metrics(y_te, _scores(sc.test_scores[name]), W_te, task=task,
-                                      metrics=metrics)
+                te = None if name in from_panel else weighted_metrics(
+                    y_te, _scores(sc.test_scores[name]), W_te, task=task, metrics=metrics)
+                return tr, te
+
+            for name, (tr, te) in zip(sc.names, thread_map(one, sc.names)):
                 for m in metrics:
-                    reps[name][m].append((tr[m], te[m]))
+                    chunks[name][m][0].append(tr[m])
+                    if te is not None:
+                        chunks[name][m][1].append(te[m])
             bar.update(1)
     finally:
         bar.close()
+    reps = {name: {m: (np.concatenate(tr_c),
+                       panel.replicates[name][m] if name in from_panel else np.concatenate(te_c))
+                   for m, (tr_c, te_c) in d.items()} for name, d in chunks.items()}
     return point, reps
+
+
+def _panel_models(panel: MetricPanel | None, sc: Scored, metrics: tuple[str, ...],
+                  n_boot: int) -> list[str]:
+    """Models whose test-set bootstrap can be read from ``panel`` (same rows, replicates,
+    metrics and threshold)."""
+    if panel is None or panel.task != sc.task or panel.n != len(sc.y_test) or (
+            panel.n_boot != n_boot or panel.threshold != 0.5
+            or not set(metrics) <= set(panel.metrics)):
+        return []
+    return [name for name in sc.names if name in panel.point]
 
 
 def _table(sc: Scored, metrics: tuple[str, ...], point: dict, reps: dict,
@@ -340,8 +377,7 @@ def _table(sc: Scored, metrics: tuple[str, ...], point: dict, reps: dict,
     for name in sc.names:
         model_rows = []
         for m in metrics:
-            tr_b = np.concatenate([a for a, _ in reps[name][m]])
-            te_b = np.concatenate([b for _, b in reps[name][m]])
+            tr_b, te_b = reps[name][m]
             sign = 1.0 if HIGHER_IS_BETTER[m] else -1.0
             gap_b = sign * (tr_b - te_b)
             gaps[(name, m)] = gap_b

@@ -162,7 +162,7 @@ def resolve_domains(
 
 
 def _kind(s: pd.Series) -> str:
-    from ..data._audit_data import _metadata_kind
+    from ..data._coerce import metadata_kind as _metadata_kind
 
     return _metadata_kind(s)
 

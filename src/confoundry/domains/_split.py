@@ -6,10 +6,7 @@ the function stores, and are clearer beside it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +37,6 @@ from ._groups import resolve_domains
 OVERALL = "overall"
 #: default q-value under which a per-domain DL-minus-baseline difference is a win or a loss.
 ALPHA = DEFAULT_FDR
-#: domains bootstrapped at the same time (numpy releases the GIL in the metric kernels).
-_WORKERS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -364,11 +359,9 @@ def split_domains(
     if panel is None:
         groups.insert(0, (OVERALL, np.arange(data.n_samples), seeds[0]))
     # each domain has its own seed, so the result does not depend on the order of the workers
-    workers = min(_WORKERS, os.cpu_count() or 1, len(groups))
-    with ThreadPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
-        mapped = pool.map(one, groups) if pool is not None else map(one, groups)
-        panels = list(progress(mapped, total=len(groups), desc="domain bootstrap",
-                               verbose=verbose))
+    # domain by domain; bootstrap_panel runs the models of each chunk on parallel threads
+    panels = [one(g) for g in progress(groups, total=len(groups), desc="domain bootstrap",
+                                       verbose=verbose)]
     if panel is not None:
         groups.insert(0, (OVERALL, np.arange(data.n_samples), seeds[0]))
         panels.insert(0, panel.subset(list(all_scores)))

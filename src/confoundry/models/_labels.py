@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..data import AuditData, ensure_data
-from ..data._audit_data import _coerce_metadata, _coerce_y, _metadata_kind
+from ..data._coerce import coerce_metadata as _coerce_metadata
+from ..data._coerce import coerce_y as _coerce_y
+from ..data._coerce import metadata_kind as _metadata_kind
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,9 @@ import pandas as pd
 
 from .._utils import check_random_state, int_seed, progress, to_numpy
 from ..data import AuditData, ensure_data
-from ..data._audit_data import _coerce_metadata, _coerce_y, _metadata_kind
+from ..data._coerce import coerce_metadata as _coerce_metadata
+from ..data._coerce import coerce_y as _coerce_y
+from ..data._coerce import metadata_kind as _metadata_kind
 from ..data._validation import check_positive_int, check_probability
 from ..models import as_model
 from ..stats import DEFAULT_FDR, bh_adjust, monte_carlo_se

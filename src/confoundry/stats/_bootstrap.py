@@ -10,8 +10,8 @@ import pandas as pd
 
 from .._utils import check_random_state
 from ..data._validation import check_positive_int, check_probability
+from ._intervals import difference_summary, percentile_ci
 from ._metrics import HIGHER_IS_BETTER, check_metrics, weighted_metrics
-from ._tests import bootstrap_p_value
 
 #: at most this many weight cells are held in memory at once (B_chunk * n).
 _MAX_CELLS = 8_000_000
@@ -114,11 +114,10 @@ def bootstrap_metrics(
         res = weighted_metrics(y, scores, W, task=task, metrics=metrics, threshold=threshold)
         for m in metrics:
             reps[m].append(res[m])
-    alpha = (1 - ci) / 2
     rows = []
     for m in metrics:
         r = np.concatenate(reps[m])
-        lo, hi = np.nanquantile(r, [alpha, 1 - alpha]) if np.isfinite(r).any() else (np.nan, np.nan)
+        lo, hi = percentile_ci(r, ci)
         rows.append({
             "metric": m, "estimate": float(point[m][0]), "ci_low": float(lo), "ci_high": float(hi),
             "se": float(np.nanstd(r, ddof=1)) if np.isfinite(r).sum() > 1 else np.nan,
@@ -168,17 +167,11 @@ def paired_bootstrap(
         rb = weighted_metrics(y, scores_b, W, task=task, metrics=metrics, threshold=threshold)
         for m in metrics:
             diffs[m].append(ra[m] - rb[m])
-    alpha = (1 - ci) / 2
     rows = []
     for m in metrics:
-        d = np.concatenate(diffs[m])
-        d = d[np.isfinite(d)]
+        summ = difference_summary(np.concatenate(diffs[m]), ci)
         est = float(pa[m][0] - pb[m][0])
-        if len(d):
-            lo, hi = np.quantile(d, [alpha, 1 - alpha])
-            p = bootstrap_p_value(d)
-        else:
-            lo = hi = p = np.nan
+        lo, hi, p = summ["ci_low"], summ["ci_high"], summ["p_value"]
         sign = 1 if HIGHER_IS_BETTER[m] else -1
         rows.append({
             "metric": m, "estimate_a": float(pa[m][0]), "estimate_b": float(pb[m][0]),

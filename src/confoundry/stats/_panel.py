@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._utils import check_random_state, int_seed
+from .._utils import check_random_state, int_seed, thread_map
 from ._bootstrap import bootstrap_weights
 from ._conventions import DEFAULT_CI
 from ._intervals import percentile_ci
@@ -137,9 +137,12 @@ def bootstrap_panel(y: Any, scores: Mapping[str, Any], *, task: str, metrics: An
         for m, s in sc.items()}
     reps: dict[str, dict[str, list[np.ndarray]]] = {m: {k: [] for k in metrics} for m in sc}
     strata = y if task in ("binary", "multiclass") else None
+    names = list(sc)
     for W in bootstrap_weights(len(y), n_boot, strata=strata, random_state=seed):
-        for name, s in sc.items():
-            res = weighted_metrics(y, s, W, task=task, metrics=metrics, threshold=threshold)
+        # the models of one chunk of replicates on parallel threads (numpy releases the GIL)
+        out = thread_map(lambda name, W=W: weighted_metrics(
+            y, sc[name], W, task=task, metrics=metrics, threshold=threshold), names)
+        for name, res in zip(names, out):
             for k in metrics:
                 reps[name][k].append(res[k])
     replicates = {m: {k: np.concatenate(v) for k, v in d.items()} for m, d in reps.items()}
