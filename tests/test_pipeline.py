@@ -232,3 +232,70 @@ def test_verdict_is_one_type(data):
     assert isinstance(v, cf.Verdict)
     assert v["level"] == v.level and v.text == str(v)
     assert res.to_dict()["verdict"]["level"] == v.level
+
+
+def _result_classes():
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.walk_packages(cf.__path__, "confoundry."):
+        importlib.import_module(m.name)
+
+    def subs(c):
+        for s in c.__subclasses__():
+            yield s
+            yield from subs(s)
+
+    return sorted({c for c in subs(ResultMixin) if c.__module__.startswith("confoundry.")},
+                  key=lambda c: c.__name__)
+
+
+def test_one_result_surface():
+    """Every result class: a name ending in Result, to_frame/plot/findings/_repr_html_, the
+    generic to_dict (only AuditResult nests its steps' records), provenance in params, and
+    summary() (where there is one) a method."""
+    classes = _result_classes()
+    assert len(classes) >= 20
+    for c in classes:
+        assert c.__name__.endswith("Result"), c
+        for attr in ("to_frame", "plot", "findings", "_repr_html_", "to_dict"):
+            assert callable(getattr(c, attr, None)), (c, attr)
+        assert c.__name__ == "AuditResult" or "to_dict" not in c.__dict__, (
+            f"{c.__name__} writes its own to_dict")
+        fields = ({f.name for f in dataclasses.fields(c)} if dataclasses.is_dataclass(c)
+                  else set())
+        assert "params" in fields or isinstance(getattr(c, "params", None), property) or (
+            "self.params" in __import__("inspect").getsource(c)), f"{c.__name__} has no params"
+        assert "summary" not in fields, f"{c.__name__}.summary is a field, not summary()"
+
+
+def test_old_names_warn_and_resolve():
+    pairs = {"Attribution": cf.AttributionResult, "Agreement": cf.AgreementResult,
+             "Baselines": cf.BaselinesResult, "ModelComparison": cf.ModelComparisonResult,
+             "EffectCurve": cf.EffectCurveResult, "ShadowGlassBox": cf.ShadowGlassBoxResult}
+    for old, new in pairs.items():
+        with pytest.warns(DeprecationWarning, match=f"confoundry.{old} is deprecated.*"
+                                                    f"{new.__name__}"):
+            assert getattr(cf, old) is new
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        cf.NoSuchThing  # noqa: B018
+
+
+def test_metric_names_accept_sklearn_spellings(data):
+    res = _audit(data, steps=["baselines", "comparison"]).run()
+    cmp = cf.compare_models({"lr": data["model"]}, data["X_test"], data["y_test"],
+                            metrics=["roc_auc", "average_precision", "neg_log_loss"],
+                            n_boot=30, random_state=0, verbose=False)
+    assert list(cmp.table["metric"]) == ["auroc", "auprc", "log_loss"]
+    assert res.steps["comparison"].status == "ran"
+
+
+def test_overfitting_reads_the_test_side_from_the_panel(data):
+    res = _audit(data, steps=["baselines", "performance", "overfitting"]).run()
+    over = res["overfitting"]
+    assert over.params["test_panel"] == sorted(["lr", "logistic", "tree"])
+    perf = res["performance"].to_frame().set_index("metric")
+    row = over.to_frame().query("model == 'lr' and metric == 'auroc'").iloc[0]
+    assert row["test"] == perf.loc["auroc", "estimate"]
+    assert (row["test_ci_low"], row["test_ci_high"]) == (perf.loc["auroc", "ci_low"],
+                                                         perf.loc["auroc", "ci_high"])

@@ -41,10 +41,10 @@ def test_label_shuffle_control_separates_real_signal_from_noise():
     assert t.loc[0, "estimate"] > 0.8
     # a model fit to shuffled labels points in a random direction: alone it can score far
     # from 0.5 either way, but the shuffled models average to chance
-    assert abs(res.summary["shuffled_mean"] - 0.5) < 0.15
-    assert res.summary["p_above_chance"] > 0.05
+    assert abs(res.contrast["shuffled_mean"] - 0.5) < 0.15
+    assert res.contrast["p_above_chance"] > 0.05
     assert t.loc[0, "ci_low"] < t.loc[0, "estimate"] < t.loc[0, "ci_high"]
-    assert res.summary["p_value"] < 0.05 and res.summary["difference"] > 0.2
+    assert res.contrast["p_value"] < 0.05 and res.contrast["difference"] > 0.2
     assert res.findings() == []
     again = cf.label_shuffle_control(_logreg, X[:250], y[:250], X[250:], y[250:], n_repeats=4,
                                      random_state=0)

@@ -225,6 +225,15 @@ class AuditResult(ResultMixin):
             raise KeyError(f"step {step!r} has no result{why}; steps with results: "
                            f"{sorted(self.results)}") from None
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the audit ran with: its options, the seed it was given and the base seed."""
+        repro = self.reproducibility
+        return {**dict(self.options), "random_state": repro.get("random_state"),
+                "base_seed": repro.get("base_seed")}
+
+    # The one hand-written to_dict of a result: the audit's record nests every step's own
+    # to_dict (one per result object, a failing one recorded in its place) under "results".
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record of the whole audit (findings, steps, every result's own dict)."""
         results: dict[str, Any] = {}

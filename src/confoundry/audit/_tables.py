@@ -97,6 +97,7 @@ class DataSummaryResult(ResultMixin):
     overview: Mapping[str, Any]
     tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     tests: pd.DataFrame = internal(default_factory=pd.DataFrame)  # = to_frame(), the "table"
+    params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def compute(cls, data: Any, train: Any = None) -> DataSummaryResult:
@@ -130,7 +131,10 @@ class DataSummaryResult(ResultMixin):
                                                 "p_value", "n"])
         if len(tests_df):
             tests_df["q_value"] = bh_adjust(tests_df["p_value"].to_numpy(float))
-        return cls(ov, tables, tests_df)
+        params = {"tests": {"categorical": "chi_square" if data.task != "regression"
+                            else "kruskal_wallis"}, "continuous_levels": "quartiles",
+                  "fdr_correction": "benjamini_hochberg"}
+        return cls(ov, tables, tests_df, params)
 
     def to_frame(self) -> pd.DataFrame:
         return self.tests.copy()

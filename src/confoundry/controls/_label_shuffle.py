@@ -43,7 +43,7 @@ class LabelShuffleResult(ResultMixin):
         ``diff_ci_high``, ``p_value`` (one-sided paired bootstrap p that the real model is
         better), ``p_above_chance`` (one-sided p that this model beats chance), ``n``,
         ``n_boot``.
-    summary : dict
+    contrast : dict
         ``real``, ``shuffled_mean``, ``difference`` (real minus mean shuffled) with its standard
         error, 95% CI and one-sided p-value, ``chance`` and the p-value that the shuffled models
         beat chance. These standard errors add the spread between the shuffled models to the
@@ -56,7 +56,7 @@ class LabelShuffleResult(ResultMixin):
     """
 
     table: pd.DataFrame
-    summary: dict[str, Any]
+    contrast: dict[str, Any]
     metric: str
     task: str
     alpha: float = SHUFFLE_ALPHA
@@ -65,8 +65,12 @@ class LabelShuffleResult(ResultMixin):
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
 
+    def summary(self) -> pd.DataFrame:
+        """The real model against the mean shuffled-label model, as one row (:attr:`contrast`)."""
+        return pd.DataFrame([{"metric": self.metric, **self.contrast}])
+
     def findings(self) -> list[Finding]:
-        s = self.summary
+        s = self.contrast
         label = LABELS.get(self.metric, self.metric)
         ev = {k: to_jsonable(v) for k, v in s.items()}
         out = []
@@ -103,7 +107,7 @@ class LabelShuffleResult(ResultMixin):
         err = np.vstack([t["estimate"] - t["ci_low"], t["ci_high"] - t["estimate"]])
         ax.errorbar(t["estimate"], ypos, xerr=np.nan_to_num(err), fmt="none", ecolor=colors)
         ax.scatter(t["estimate"], ypos, c=colors, zorder=3)
-        ax.axvline(self.summary["chance"], ls="--", color="k", lw=1, label="chance")
+        ax.axvline(self.contrast["chance"], ls="--", color="k", lw=1, label="chance")
         ax.set_yticks(ypos, t["model"])
         label = LABELS.get(self.metric, self.metric)
         ax.set_xlabel(f"test {label} (95% bootstrap CI, n = {int(t['n'].iloc[0])})")
@@ -164,7 +168,7 @@ def label_shuffle_control(
     >>> res = label_shuffle_control(lambda a, b: LogisticRegression().fit(a, b),
     ...                             X[:200], y[:200], X[200:], y[200:], n_repeats=3,
     ...                             random_state=0, verbose=False)
-    >>> bool(res.summary["p_value"] < 0.05), res.findings()
+    >>> bool(res.contrast["p_value"] < 0.05), res.findings()
     (True, [])
     """
     check_train_fn(train_fn)

@@ -27,7 +27,7 @@ from ._common import Scored, fmt_ci, score_models, seed_param
 
 __all__ = ["ATTACKS", "MembershipRiskResult", "attack_scores", "membership_risk"]
 
-_CHUNK_CELLS = 2_000_000
+_CHUNK_CELLS = 1_000_000
 #: an attack AUROC at or above this, or a TPR at the low FPR at least this many times the FPR,
 #: counts as a strong leak (with significance).
 _STRONG_AUROC = 0.6

@@ -29,7 +29,7 @@ from ..stats._metrics import check_metrics
 from ._common import Scored, fmt_ci, score_models, seed_param
 
 #: at most this many bootstrap-weight cells per chunk (train or test).
-_CHUNK_CELLS = 2_000_000
+_CHUNK_CELLS = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)

@@ -88,7 +88,32 @@ def _tie_groups(s_sorted: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
 
 
-def _grouped(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class _Ranked:
+    """Positive and negative weight per run of tied scores (ascending score order), with their
+    running sums computed once and shared by AUROC and AUPRC."""
+
+    def __init__(self, pos: np.ndarray, neg: np.ndarray) -> None:
+        self.pos, self.neg = pos, neg
+        self._cpos: np.ndarray | None = None
+        self._cneg: np.ndarray | None = None
+
+    def __iter__(self):  # unpacks as (pos, neg)
+        return iter((self.pos, self.neg))
+
+    @property
+    def cpos(self) -> np.ndarray:
+        if self._cpos is None:
+            self._cpos = np.cumsum(self.pos, axis=1)
+        return self._cpos
+
+    @property
+    def cneg(self) -> np.ndarray:
+        if self._cneg is None:
+            self._cneg = np.cumsum(self.neg, axis=1)
+        return self._cneg
+
+
+def _grouped(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> _Ranked:
     """Positive and negative weight per run of tied scores, in ascending score order.
 
     Skips the column gather when ``s`` is already sorted (the bootstrap sorts once up front).
@@ -103,26 +128,28 @@ def _grouped(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, n
     yo = (y if order is None else y[order]).astype(bool)
     if len(starts) == len(s):  # no ties: every sample is its own group, nothing to reduce
         pos = Wo * yo
-        return pos, Wo - pos
+        return _Ranked(pos, Wo - pos)
     total = np.add.reduceat(Wo, starts, axis=1)
     pos = np.add.reduceat(Wo * yo, starts, axis=1) if yo.any() else np.zeros_like(total)
-    return pos, total - pos
+    return _Ranked(pos, total - pos)
 
 
 def _auroc(W: np.ndarray, y: np.ndarray, s: np.ndarray, grouped=None) -> np.ndarray:
-    pos, neg = _grouped(W, y, s) if grouped is None else grouped
+    r = _grouped(W, y, s) if grouped is None else grouped
     # negatives strictly below each tie group, plus half the tied ones
-    num = np.einsum("ij,ij->i", pos, np.cumsum(neg, axis=1) - 0.5 * neg)
-    return _ratio(num, pos.sum(axis=1) * neg.sum(axis=1))
+    num = np.einsum("ij,ij->i", r.pos, r.cneg - 0.5 * r.neg)
+    return _ratio(num, r.cpos[:, -1] * r.cneg[:, -1])
 
 
 def _auprc(W: np.ndarray, y: np.ndarray, s: np.ndarray, grouped=None) -> np.ndarray:
-    pos, neg = _grouped(W, y, s) if grouped is None else grouped
-    # thresholds run from the highest score down: counts at or above each tie group
-    tp = np.cumsum(pos[:, ::-1], axis=1)[:, ::-1]
-    called = np.cumsum((pos + neg)[:, ::-1], axis=1)[:, ::-1]  # tp + fp
+    r = _grouped(W, y, s) if grouped is None else grouped
+    # thresholds run from the highest score down: counts at or above each tie group are the
+    # totals minus the running sums strictly below it (forward running sums, shared with AUROC)
+    P, N = r.cpos[:, -1:], r.cneg[:, -1:]
+    tp = (P - r.cpos) + r.pos
+    called = (P + N) - (r.cpos + r.cneg) + (r.pos + r.neg)  # tp + fp
     precision = np.divide(tp, called, out=np.zeros(tp.shape), where=called > 0)
-    return _ratio(np.einsum("ij,ij->i", pos, precision), pos.sum(axis=1))
+    return _ratio(np.einsum("ij,ij->i", r.pos, precision), P[:, 0])
 
 
 def _log_loss_binary(W: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
