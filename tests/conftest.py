@@ -23,3 +23,23 @@ def tabular():
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     meta = pd.DataFrame({"site": rng.choice(["a", "b", "c"], n)}, index=X.index)
     return X, y, meta
+
+
+@pytest.fixture
+def count_audit_data(monkeypatch):
+    """Calls of ``AuditData.__init__`` while the test runs; ``.clear()`` it after the set-up.
+
+    The audit builds one AuditData per data set and every step function passes it through, so
+    the tests that a step builds no second one count with this.
+    """
+    from confoundry.data import AuditData
+
+    calls: list[int] = []
+    original = AuditData.__init__
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AuditData, "__init__", counting)
+    return calls

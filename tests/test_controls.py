@@ -378,7 +378,8 @@ class _NeverCalled:
 
 
 @pytest.mark.parametrize("fn", [overfitting_gap, membership_risk])
-def test_precomputed_scores_and_audit_data_are_used_as_given(split, knn_lr, fn, monkeypatch):
+def test_precomputed_scores_and_audit_data_are_used_as_given(split, knn_lr, fn,
+                                                             count_audit_data):
     Xtr, ytr, Xte, yte = split
     knn, lr = knn_lr
     ref = fn(knn, Xtr, ytr, Xte, yte, baselines={"logistic": lr}, n_boot=100, random_state=0,
@@ -386,10 +387,8 @@ def test_precomputed_scores_and_audit_data_are_used_as_given(split, knn_lr, fn, 
     train, test = cf.AuditData(Xtr, ytr), cf.AuditData(Xte, yte)
     s, s_tr = knn.predict_proba(Xte)[:, 1], knn.predict_proba(Xtr)[:, 1]
     b, b_tr = lr.predict_proba(Xte)[:, 1], lr.predict_proba(Xtr)[:, 1]
-    calls = []
-    orig = cf.AuditData.__init__
-    monkeypatch.setattr(cf.AuditData, "__init__",
-                        lambda obj, *a, **k: (calls.append(1), orig(obj, *a, **k))[1])
+    calls = count_audit_data
+    calls.clear()
     model = cf.as_model(_NeverCalled(), name="KNeighborsClassifier")
     res = fn(model, train, None, test, None, baselines={"logistic": _NeverCalled()},
              scores=s, train_scores=s_tr, baseline_scores={"logistic": b},

@@ -42,19 +42,6 @@ def audit():
     return data, dl, bs, panel
 
 
-@pytest.fixture
-def count_audit_data(monkeypatch):
-    calls = []
-    orig = AuditData.__init__
-
-    def counted(self, *args, **kwargs):
-        calls.append(1)
-        orig(self, *args, **kwargs)
-
-    monkeypatch.setattr(AuditData, "__init__", counted)
-    return calls
-
-
 @pytest.mark.parametrize("by", ["site", "asthma", ["site", "sex"], "series", "array"])
 def test_split_domains_builds_no_audit_data(audit, count_audit_data, by):
     data, dl, bs, panel = audit

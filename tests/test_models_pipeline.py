@@ -36,20 +36,6 @@ def setting():
     return train, test, base, dl, s, bs
 
 
-@pytest.fixture
-def count_audit_data(monkeypatch):
-    """Counts AuditData.__init__ calls (the audit allows one per data set, made by itself)."""
-    calls = []
-    orig = AuditData.__init__
-
-    def counted(self, *args, **kwargs):
-        calls.append(1)
-        orig(self, *args, **kwargs)
-
-    monkeypatch.setattr(AuditData, "__init__", counted)
-    return calls
-
-
 def test_fit_baselines_uses_the_audit_data_as_is(setting, count_audit_data):
     train = setting[0]
     base = cf.fit_baselines(train, None, kinds="tree", tuning="none", random_state=0,

@@ -68,17 +68,10 @@ def _audit(d, model=None, **kw):
                     random_state=0, model_name="lr", **opts)
 
 
-def test_one_audit_data_per_data_set(data, monkeypatch):
+def test_one_audit_data_per_data_set(data, count_audit_data):
     """AuditData is built once for the test set and once for the training set; every step
     receives those and builds none of its own."""
-    calls = []
-    init = AuditData.__init__
-
-    def counting(self, *args, **kwargs):
-        calls.append(args[0].shape if hasattr(args[0], "shape") else type(args[0]))
-        init(self, *args, **kwargs)
-
-    monkeypatch.setattr(AuditData, "__init__", counting)
+    calls = count_audit_data
     audit = _audit(data)
     assert len(calls) == 2  # X_test, X_train
     res = audit.run()

@@ -162,20 +162,8 @@ def test_controls_moved_with_deprecated_aliases():
         assert cf.leave_one_group_out is controls.leave_one_group_out  # no warning at the top
 
 
-def _count_audit_data(monkeypatch):
-    calls = []
-    orig = cf.AuditData.__init__
-
-    def init(obj, *a, **k):
-        calls.append(1)
-        orig(obj, *a, **k)
-
-    monkeypatch.setattr(cf.AuditData, "__init__", init)
-    return calls
-
-
 def test_label_shuffle_control_takes_audit_data_and_hands_train_fn_the_users_objects(
-        monkeypatch):
+        count_audit_data):
     X, y = _data()
     train = cf.AuditData(X[:250], y[:250])
     test = cf.AuditData(X[250:], y[250:])
@@ -185,7 +173,8 @@ def test_label_shuffle_control_takes_audit_data_and_hands_train_fn_the_users_obj
         seen.append((Xt, yt))
         return _logreg(Xt, yt)
 
-    calls = _count_audit_data(monkeypatch)
+    calls = count_audit_data
+    calls.clear()
     res = cf.label_shuffle_control(train_fn, train, None, test, None, n_repeats=2,
                                    random_state=0, verbose=False)
     assert not calls
@@ -203,7 +192,7 @@ def test_label_shuffle_control_takes_audit_data_and_hands_train_fn_the_users_obj
         cf.label_shuffle_control(_logreg, train)
 
 
-def test_leave_one_group_out_by_audit_data_and_the_deprecated_groups(monkeypatch):
+def test_leave_one_group_out_by_audit_data_and_the_deprecated_groups(count_audit_data):
     X, y, groups = _sites(n_per=80)
     Xdf = pd.DataFrame(X, columns=["a", "b"], index=np.arange(240) + 1000)
     ys = pd.Series(y, index=Xdf.index)
@@ -215,7 +204,8 @@ def test_leave_one_group_out_by_audit_data_and_the_deprecated_groups(monkeypatch
         seen.append((type(Xt), type(yt), Xt.index[0]))
         return _logreg(Xt, yt)
 
-    calls = _count_audit_data(monkeypatch)
+    calls = count_audit_data
+    calls.clear()
     res = cf.leave_one_group_out(train_fn, data, None, by=meta["site"].to_numpy(), n_boot=100,
                                  metric="roc_auc", random_state=0, verbose=False)
     assert not calls

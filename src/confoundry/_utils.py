@@ -106,3 +106,46 @@ def thread_map(fn: Any, items: Any, *, max_workers: int | None = None) -> list[A
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
+
+
+def renamed_keyword(func: str, old: str, new: str, old_value: Any, new_value: Any, *,
+                    new_default: Any = None, stacklevel: int = 3) -> Any:
+    """The value of a keyword renamed ``old`` -> ``new`` (the old name kept for one release).
+
+    Returns ``new_value`` when the old keyword was not given; else warns with a
+    ``DeprecationWarning`` (attributed ``stacklevel`` frames up: the user's call when called
+    from the public function) and returns ``old_value``. Both given is a ``TypeError``, unless
+    the new one still has its default (or the same scalar value).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     renamed_keyword("f", "groups", "by", [0, 1], None), w[0].category.__name__
+    ([0, 1], 'DeprecationWarning')
+    >>> renamed_keyword("f", "alpha", "fdr", None, 0.1, new_default=0.05)
+    0.1
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     renamed_keyword("f", "groups", "by", [0, 1], [1, 0])
+    Traceback (most recent call last):
+    ...
+    TypeError: f() got both by= and groups= (by=[1, 0] and groups=[0, 1]); expected only by= (groups= is its deprecated name).
+    """
+    import warnings
+
+    if old_value is None:
+        return new_value
+    warnings.warn(f"{func}({old}=...) is deprecated and will be removed in the next release; "
+                  f"use {new}=.", DeprecationWarning, stacklevel=stacklevel)
+    unchanged = new_value is new_default or (
+        np.isscalar(new_value) and np.isscalar(new_default) and new_value == new_default)
+    same = np.isscalar(new_value) and np.isscalar(old_value) and new_value == old_value
+    if not (unchanged or same):
+        from .data._validation import describe
+
+        raise TypeError(f"{func}() got both {new}= and {old}= ({new}={describe(new_value)} and "
+                        f"{old}={describe(old_value)}); expected only {new}= ({old}= is its "
+                        "deprecated name).")
+    return old_value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import ResultMixin
-from .._utils import check_random_state, progress
+from .._utils import check_random_state, progress, renamed_keyword
 from ..data import ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import DEFAULT_CI, bootstrap_weights, percentile_ci
@@ -139,13 +138,7 @@ def effect_curve(
     >>> g = t[t.curve == "pd"]; bool(np.allclose(np.diff(g.effect) / np.diff(g.value), 2))
     True
     """
-    if glassbox is not None:
-        warnings.warn("effect_curve(glassbox=...) is deprecated; use baselines=.",
-                      DeprecationWarning, stacklevel=2)
-        if baselines is not None:
-            raise TypeError("effect_curve got both baselines= and its deprecated name "
-                            "glassbox=; expected only baselines=.")
-        baselines = glassbox
+    baselines = renamed_keyword("effect_curve", "glassbox", "baselines", glassbox, baselines)
     if kind not in ("both", "pd", "ale"):
         raise ValueError(f"kind={kind!r} is not valid; expected 'both', 'pd' or 'ale'.")
     grid_size = check_positive_int(grid_size, "grid_size", minimum=2)

@@ -8,7 +8,6 @@ the lungs at one hospital and at a corner token at another is using the hospital
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, internal
-from .._utils import check_random_state
+from .._utils import check_random_state, renamed_keyword
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import (
     DEFAULT_CI,
@@ -232,12 +231,8 @@ def mass_by_group(
     """
     from scipy.stats import rankdata
 
-    if groups is not None:
-        _deprecated("groups", "by", clash=by is not None)
-        by = groups
-    if alpha is not None:
-        _deprecated("alpha", "fdr", clash=fdr != DEFAULT_FDR)
-        fdr = alpha
+    by = renamed_keyword("mass_by_group", "groups", "by", groups, by)
+    fdr = renamed_keyword("mass_by_group", "alpha", "fdr", alpha, fdr, new_default=DEFAULT_FDR)
     if by is None:
         raise TypeError("mass_by_group needs by= (the group of each sample: site, scanner, "
                         "batch); got None.")
@@ -367,12 +362,3 @@ def mass_by_group(
                              params={"n_permutations": n_permutations, "n_boot": n_boot,
                                      "fdr": fdr, "ci": ci, "strata": strata is not None,
                                      "random_state": seed_record(random_state)})
-
-
-def _deprecated(old_name: str, new_name: str, *, clash: bool) -> None:
-    """Warn that ``old_name=`` is deprecated; a ``TypeError`` when both names were given."""
-    if clash:
-        raise TypeError(f"mass_by_group got both {new_name}= and its deprecated name "
-                        f"{old_name}=; expected only {new_name}=.")
-    warnings.warn(f"mass_by_group({old_name}=...) is deprecated; use {new_name}=.",
-                  DeprecationWarning, stacklevel=3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, to_jsonable
-from .._utils import check_random_state, int_seed, progress
+from .._utils import check_random_state, int_seed, progress, renamed_keyword
 from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import (
@@ -196,13 +195,7 @@ def leave_one_group_out(
     >>> res.to_frame()["group"].tolist()
     ['a', 'b', 'c', '(all, pooled)']
     """
-    if groups is not None:
-        if by is not None:
-            raise TypeError("leave_one_group_out got both by= and groups=; expected only by= "
-                            "(groups= is its deprecated spelling).")
-        warnings.warn("leave_one_group_out(groups=...) is deprecated and will be removed in the "
-                      "next release; use by=.", DeprecationWarning, stacklevel=2)
-        by = groups
+    by = renamed_keyword("leave_one_group_out", "groups", "by", groups, by)
     if by is None:
         raise ValueError("by is None; expected the group of every sample (site, batch ...).")
     check_train_fn(train_fn)

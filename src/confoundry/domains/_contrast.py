@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ import pandas as pd
 
 from .._explanation import AttributionResult
 from .._result import Finding, ResultMixin, to_jsonable
-from .._utils import check_random_state
+from .._utils import check_random_state, renamed_keyword
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import DEFAULT_CI, DEFAULT_FDR, bh_adjust, bootstrap_weights, percentile_ci
 from ..stats._bootstrap import _MAX_CELLS
@@ -201,13 +200,7 @@ def contrast_attributions(
                          "regions first.")
     if statistic not in STATISTICS:
         raise ValueError(f"statistic={statistic!r} is not valid; expected one of {STATISTICS}.")
-    if groups is not None:
-        if by is not None:
-            raise TypeError("contrast_attributions() got both by= and its deprecated name "
-                            "groups=; expected only by=.")
-        warnings.warn("contrast_attributions(groups=) is deprecated; use by=.",
-                      DeprecationWarning, stacklevel=2)
-        by = groups
+    by = renamed_keyword("contrast_attributions", "groups", "by", groups, by)
     if by is None:
         raise TypeError("by is None; expected a boolean mask or a 2-level array, one entry per "
                         "sample of the attribution.")

@@ -7,7 +7,6 @@ bootstrap CIs and paired bootstrap differences against a reference (the deep mod
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, internal
-from .._utils import check_random_state, int_seed, progress
+from .._utils import check_random_state, int_seed, progress, renamed_keyword
 from ..data import AuditData
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import (
@@ -331,10 +330,8 @@ def compare_models(
     ...                random_state=0).models
     ['good', 'coin']
     """
-    if alpha is not None:
-        warnings.warn("compare_models(alpha=) is deprecated; use fdr=.", DeprecationWarning,
-                      stacklevel=2)
-        fdr = alpha
+    fdr = renamed_keyword("compare_models", "alpha", "fdr", alpha, fdr,
+                          new_default=DEFAULT_FDR)
     models = _flatten(models, scores)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")

@@ -8,14 +8,13 @@ the outputs and embeddings (``_outputs``), build the test tasks (``_plan``), per
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._utils import check_random_state, int_seed, progress, to_numpy
+from .._utils import check_random_state, int_seed, progress, renamed_keyword, to_numpy
 from ..data import AuditData, ensure_data
 from ..data._coerce import coerce_metadata as _coerce_metadata
 from ..data._coerce import coerce_y as _coerce_y
@@ -151,11 +150,8 @@ def probe_confounders(
 def _check_fdr(fdr: Any, alpha: Any) -> float:
     if alpha is None:
         return check_probability(fdr, "fdr")
-    if fdr != DEFAULT_FDR and fdr != alpha:
-        raise TypeError(f"probe_confounders got fdr={fdr!r} and alpha={alpha!r}; expected only "
-                        "fdr= (alpha= is its deprecated spelling).")
-    warnings.warn("probe_confounders(alpha=...) is deprecated and will be removed in the next "
-                  "release; use fdr=.", DeprecationWarning, stacklevel=3)
+    alpha = renamed_keyword("probe_confounders", "alpha", "fdr", alpha, fdr,
+                            new_default=DEFAULT_FDR, stacklevel=4)
     return check_probability(alpha, "alpha")
 
 
