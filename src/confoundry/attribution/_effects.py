@@ -59,7 +59,8 @@ class EffectCurveResult(ResultMixin):
         styles = {"pd": ("#4C72B0", "-"), "ale": ("#DD8452", "--")}
         others = iter(["#55A868", "#C44E52", "#8172B2", "#937860"])
         for curve, g in self.table.groupby("curve", sort=False):
-            color, ls = styles.get(curve, (next(others, "#777777"), ":"))
+            # each glass-box shape gets the next colour of its own (only those draw from it)
+            color, ls = styles[curve] if curve in styles else (next(others, "#777777"), ":")
             label = {"pd": f"{self.model_name}: partial dependence",
                      "ale": f"{self.model_name}: ALE"}.get(curve, f"{curve} shape")
             ax.plot(g["value"], g["effect"], ls, color=color, label=label, drawstyle="default")

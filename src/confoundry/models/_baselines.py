@@ -21,6 +21,7 @@ from .._result import ResultMixin
 from .._utils import check_random_state, int_seed, progress
 from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, describe
+from ..stats import LABELS, canonical_metric
 from ._ebm import EBMGlassBox, ebm_class, ebm_params
 from ._glassbox import KINDS, GlassBoxModel
 from ._linear import LinearGlassBox, linear_best_params, linear_fixed, linear_search
@@ -114,11 +115,16 @@ class BaselinesResult(ResultMixin, Mapping):
         score = pd.to_numeric(t["cv_score"], errors="coerce").to_numpy(dtype=float)
         ypos = np.arange(len(t))[::-1]
         ax.barh(ypos, np.nan_to_num(score), color="#4C72B0")
+        for y0, sc in zip(ypos, score):
+            if not np.isfinite(sc):  # a fixed configuration has no cross-validated score
+                ax.text(0.01, y0, "fixed settings: not cross-validated", va="center",
+                        fontsize=8, color="#555555", transform=ax.get_yaxis_transform())
         labels = [f"{m}  ({s}, {int(k or 0)} config(s))"
                   for m, s, k in zip(t["model"], t["search"], t["n_configs"])]
         ax.set_yticks(ypos, labels)
-        scoring = next((s for s in t["scoring"] if s), "not tuned")
-        ax.set_xlabel(f"cross-validated {scoring}")
+        scoring = next((s for s in t["scoring"] if isinstance(s, str) and s), None)
+        label = LABELS.get(canonical_metric(scoring), scoring) if scoring else "score"
+        ax.set_xlabel(f"cross-validated {label} (training data)")
         ax.set_title(f"Glass-box baselines ({self.task}, n_train = {self.n_train})")
         ax.figure.tight_layout()
         return ax.figure
