@@ -30,7 +30,8 @@ def make_data(n: int = 400, seed: int = 0):
     X = pd.DataFrame({"age": rng.normal(60, 10, n), "asthma": rng.integers(0, 2, n) * 1.0,
                       "bun": rng.normal(0, 1, n), "noise": rng.normal(0, 1, n)})
     logit = 0.08 * (X["age"] - 60) - 1.0 * X["asthma"] + 0.8 * X["bun"] + 0.6 * (site == "north")
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    # an array: X's rows are split and re-indexed, and a pandas y would have to follow
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
     meta = pd.DataFrame({"site": site, "batch": rng.choice(["b1", "b2"], n)})
     return X, y, meta
 

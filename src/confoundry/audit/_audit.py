@@ -88,6 +88,14 @@ class Audit:
         Repeats of the label-shuffle control (default 5).
     model_name : str, optional, keyword-only
         Display name of the model.
+    task : {"binary", "multiclass", "regression"}, optional, keyword-only
+        Overrides the task inferred from ``y_test`` (e.g. an integer regression target 0..15,
+        which is inferred multiclass).
+    feature_kinds : mapping of str to {"continuous", "binary", "categorical"}, optional
+        Overrides the inferred kind of the named features (test and training data).
+    metadata_kinds : mapping of str to {"categorical", "continuous"}, optional
+        Overrides the inferred kind of the named metadata columns, e.g.
+        ``{"inst": "categorical"}`` for integer site codes with more than 10 levels.
     steps : sequence of str, optional, keyword-only
         Run only these steps (names, or entries of ``confoundry.audit.STEPS``); the others are
         recorded as skipped on request. :func:`confoundry.audit_steps` lists them with what
@@ -132,17 +140,26 @@ class Audit:
         n_repeats: int = 5,
         model_name: str | None = None,
         steps: Sequence[str] | None = None,
+        task: str | None = None,
+        feature_kinds: Mapping[str, str] | None = None,
+        metadata_kinds: Mapping[str, str] | None = None,
     ) -> None:
         if y_test is None:
             raise ValueError("y_test is None; expected the test labels (one per row of X_test).")
-        self.data = AuditData(X_test, y_test, metadata)
+        self.data = AuditData(X_test, y_test, metadata, task=task, feature_kinds=feature_kinds,
+                              metadata_kinds=metadata_kinds)
         if (X_train is None) != (y_train is None):
             given, missing = ("X_train", "y_train") if y_train is None else ("y_train", "X_train")
             raise ValueError(f"{given} was given but {missing} is None; expected both (to fit "
                              "the baselines and run the training controls) or neither.")
         self.train = None
         if X_train is not None:
-            self.train = AuditData(X_train, y_train, metadata_train, task=self.data.task)
+            train_meta_kinds = None
+            if metadata_kinds and metadata_train is not None:
+                cols = {str(c) for c in getattr(metadata_train, "columns", ())}
+                train_meta_kinds = {k: v for k, v in metadata_kinds.items() if str(k) in cols}
+            self.train = AuditData(X_train, y_train, metadata_train, task=self.data.task,
+                                   feature_kinds=feature_kinds, metadata_kinds=train_meta_kinds)
             if self.train.feature_names != self.data.feature_names:
                 raise ValueError(
                     f"X_train's features {describe(self.train.feature_names)} differ from "

@@ -79,6 +79,12 @@ class AuditStep:
         Earlier steps whose results it needs; skipped (with the reason) if one did not run.
     run : callable
         ``run(ctx: AuditContext) -> result``; raises :class:`Skip` to skip with a reason.
+    lost : {"high", "medium", "low"}
+        Severity of the finding raised when the step fails: what its unanswered question
+        costs the reader (the model's performance, the baselines, the probes: ``"high"``; an
+        optional plot: ``"low"``).
+    question : str
+        The question the step answers, as the verdict lists it when the step failed.
     """
 
     name: str
@@ -88,6 +94,8 @@ class AuditStep:
     needs: tuple[str, ...]
     uses: tuple[str, ...]
     run: Callable[[AuditContext], Any]
+    lost: str = "medium"
+    question: str = ""
 
 
 #: what a step may need: the check on the audit's inputs and the reason shown when it fails.
@@ -358,37 +366,55 @@ def run_membership(ctx: AuditContext) -> Any:
 
 #: every step, in the order it runs.
 STEPS: tuple[AuditStep, ...] = (
-    AuditStep("data", "Data description", "data", 4, (), (), run_data),
+    AuditStep("data", "Data description", "data", 4, (), (), run_data,
+              lost="medium", question="How is the label distributed over the metadata?"),
     AuditStep("baselines", "Glass-box baselines", "baselines", 2, ("train", "tabular"), (),
-              run_baselines),
+              run_baselines,
+              lost="high", question="How well do equally tuned glass-box models do?"),
     AuditStep("performance", "The model's metric panel", "baselines", 2, (), (),
-              run_performance),
+              run_performance,
+              lost="high", question="How well does the model perform on held-out data?"),
     AuditStep("comparison", "Model comparison", "baselines", 2, (), ("baselines",),
-              run_comparison),
-    AuditStep("attributions", "Attributions", "attributions", 8, (), (), run_attributions),
+              run_comparison,
+              lost="high", question="Is the model better than the glass-box baselines?"),
+    AuditStep("attributions", "Attributions", "attributions", 8, (), (), run_attributions,
+              lost="medium", question="Which features drive the model?"),
     AuditStep("agreement", "Agreement with glass-box explanations", "attributions", 8, (),
-              ("attributions",), run_agreement),
+              ("attributions",), run_agreement,
+              lost="medium", question="Do the glass-box models rely on the same features?"),
     AuditStep("expectations", "Domain expectations", "attributions", 9,
-              ("expectations", "tabular"), (), run_expectations),
+              ("expectations", "tabular"), (), run_expectations,
+              lost="high", question="Does any model contradict the domain expectations?"),
     AuditStep("effect_curves", "Effect curves", "attributions", 9, ("tabular",), (),
-              run_effect_curves),
+              run_effect_curves,
+              lost="low", question="How does the output change with each important feature?"),
     AuditStep("shadow_glassbox", "Shadow glass-box", "attributions", 8, ("tabular",), (),
-              run_shadow_glassbox),
+              run_shadow_glassbox,
+              lost="medium", question="Does an additive model of the outputs match what the data say?"),
     AuditStep("sanity_check", "Attribution sanity check", "attributions", 8, ("torch",),
-              ("attributions",), run_sanity_check),
-    AuditStep("probes", "Confounder probes", "probes", 4, ("metadata",), (), run_probes),
-    AuditStep("domains", "Per-domain metrics", "domains", 9, (), (), run_domains),
-    AuditStep("slices", "Failing slices", "domains", 9, ("tabular",), (), run_slices),
+              ("attributions",), run_sanity_check,
+              lost="low", question="Do the attributions depend on the model's parameters?"),
+    AuditStep("probes", "Confounder probes", "probes", 4, ("metadata",), (), run_probes,
+              lost="high", question="Does metadata the model never saw predict its outputs?"),
+    AuditStep("domains", "Per-domain metrics", "domains", 9, (), (), run_domains,
+              lost="high", question="How does the model do in each domain?"),
+    AuditStep("slices", "Failing slices", "domains", 9, ("tabular",), (), run_slices,
+              lost="medium", question="Is there a subgroup where the model fails?"),
     AuditStep("error_contrast", "Attributions where the model is wrong vs right", "domains", 9,
-              (), ("attributions",), run_error_contrast),
+              (), ("attributions",), run_error_contrast,
+              lost="low", question="Do attributions differ where the model is wrong?"),
     AuditStep("overfitting", "Overfitting gap", "controls", 7, ("train",), (),
-              run_overfitting),
+              run_overfitting,
+              lost="medium", question="Does performance drop from training to test data?"),
     AuditStep("label_shuffle", "Label-shuffle control", "controls", 7, ("train_fn", "train"),
-              (), run_label_shuffle),
+              (), run_label_shuffle,
+              lost="medium", question="Does the model beat copies trained on shuffled labels?"),
     AuditStep("leave_one_group_out", "Leave one group out", "controls", 7,
-              ("train_fn", "train", "metadata_train"), (), run_leave_one_group_out),
+              ("train_fn", "train", "metadata_train"), (), run_leave_one_group_out,
+              lost="medium", question="Does the model hold up on a group it never saw?"),
     AuditStep("membership", "Membership-inference risk", "privacy", 10, ("train",), (),
-              run_membership),
+              run_membership,
+              lost="medium", question="Could someone tell who was in the training set?"),
 )
 
 

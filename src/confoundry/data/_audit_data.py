@@ -14,7 +14,7 @@ from ._coerce import (
     coerce_X,
     coerce_y,
     infer_feature_kinds,
-    metadata_kind,
+    metadata_kinds_of,
     take_rows,
 )
 from ._validation import check_task
@@ -43,6 +43,9 @@ class AuditData:
         Names for ndarray/tensor columns (default ``x0, x1, ...``; DataFrame columns are kept).
     feature_kinds : mapping of str to {"continuous", "binary", "categorical"}, optional
         Overrides the inferred kind of the named features.
+    metadata_kinds : mapping of str to {"categorical", "continuous"}, optional
+        Overrides the inferred kind of the named metadata columns (integer codes with more than
+        10 levels, e.g. a site number, are inferred continuous).
     task : {"binary", "multiclass", "regression"}, optional
         Overrides the inferred task.
 
@@ -79,6 +82,7 @@ class AuditData:
         *,
         feature_names: Sequence[str] | None = None,
         feature_kinds: Mapping[str, str] | None = None,
+        metadata_kinds: Mapping[str, str] | None = None,
         task: str | None = None,
     ) -> None:
         task = check_task(task)
@@ -96,15 +100,12 @@ class AuditData:
         self.index = index
         self.feature_kinds = infer_feature_kinds(X_arr, names, feature_kinds) if self.is_tabular else {}
         if y is not None:
-            self.y, self.task, self.classes = coerce_y(y, self.n_samples, index, task)
+            self.y, self.task, self.classes = coerce_y(y, self.n_samples, index, task,
+                                                       indexed=isinstance(X, pd.DataFrame))
         else:
             self.y, self.task, self.classes = None, task, None
         self.metadata = coerce_metadata(metadata, self.n_samples, index, X)
-        self.metadata_kinds = (
-            {c: metadata_kind(self.metadata[c]) for c in self.metadata.columns}
-            if self.metadata is not None
-            else {}
-        )
+        self.metadata_kinds = metadata_kinds_of(self.metadata, metadata_kinds)
 
     # ------------------------------------------------------------------ views
     @property
@@ -158,8 +159,9 @@ class AuditData:
         new.__dict__.update(self.__dict__)
         task = check_task(task)
         if y is not None:
-            new.y, new.task, new.classes = coerce_y(y, self.n_samples, self.index,
-                                                     task or self.task)
+            new.y, new.task, new.classes = coerce_y(
+                y, self.n_samples, self.index, task or self.task,
+                indexed=isinstance(self.X_source, pd.DataFrame))
             new.y_source = y
         elif task is not None and task != self.task:
             if self.y is None:
@@ -169,8 +171,7 @@ class AuditData:
         if metadata is not None:
             new.metadata = coerce_metadata(metadata, self.n_samples, self.index,
                                             self.X if self.is_tabular else None)
-            new.metadata_kinds = {c: metadata_kind(new.metadata[c])
-                                  for c in new.metadata.columns}
+            new.metadata_kinds = metadata_kinds_of(new.metadata, None)
         return new
 
     def fingerprint(self) -> str:
@@ -208,7 +209,9 @@ class AuditData:
 
 # ---------------------------------------------------------------------- helpers
 def ensure_data(X: Any, y: Any = None, metadata: Any = None, *, task: str | None = None,
-                feature_names: Sequence[str] | None = None) -> AuditData:
+                feature_names: Sequence[str] | None = None,
+                feature_kinds: Mapping[str, str] | None = None,
+                metadata_kinds: Mapping[str, str] | None = None) -> AuditData:
     """``X`` as an :class:`AuditData`: built (and validated) once, passed through after that.
 
     Every step function starts with this. An ``AuditData`` is returned as it is (no copy, no
@@ -233,4 +236,5 @@ def ensure_data(X: Any, y: Any = None, metadata: Any = None, *, task: str | None
             return X
         return X.with_labels(None if same_y else y, None if same_meta else metadata,
                              task=task)
-    return AuditData(X, y, metadata, task=task, feature_names=feature_names)
+    return AuditData(X, y, metadata, task=task, feature_names=feature_names,
+                     feature_kinds=feature_kinds, metadata_kinds=metadata_kinds)

@@ -19,6 +19,8 @@ try:
 except ImportError:  # pragma: no cover
     torch = None  # type: ignore[assignment]
 
+#: the kinds a metadata column can be declared as (``metadata_kinds=``).
+METADATA_KINDS = ("categorical", "continuous")
 #: integer-valued targets with at most this many levels are inferred as multiclass.
 MAX_MULTICLASS_LEVELS = 20
 #: integer-valued features with at most this many levels are inferred as categorical.
@@ -171,19 +173,47 @@ def infer_feature_kinds(
     return kinds
 
 
+def check_same_index(obj: Any, index: pd.Index, name: str) -> None:
+    """A pandas ``obj`` must have X's index, in X's order: never aligned silently by position.
+
+    Examples
+    --------
+    >>> X_index = pd.RangeIndex(3)
+    >>> check_same_index(pd.Series([1, 0, 1]), X_index, "y")
+    >>> check_same_index(pd.Series([1, 0, 1], index=[2, 0, 1]), X_index, "y")
+    Traceback (most recent call last):
+    ...
+    ValueError: y's index holds the same samples as X's but in a different order; ...
+    """
+    if not isinstance(obj, (pd.Series, pd.DataFrame)) or len(obj) != len(index):
+        return
+    if obj.index.equals(index):
+        return
+    if index.has_duplicates:
+        raise ValueError(f"X's index has duplicate labels; cannot align {name} to it.")
+    if set(obj.index) == set(index):
+        raise ValueError(
+            f"{name}'s index holds the same samples as X's but in a different order; expected "
+            f"the same order (use {name}.loc[X.index]), since {name} is never matched to X by "
+            "position when both carry an index.")
+    raise ValueError(
+        f"{name}'s index does not match X's index (e.g. {name} has "
+        f"{describe(list(obj.index[:3]))}, X has {describe(list(index[:3]))}); expected the same "
+        f"samples in the same order (use {name}.reindex(X.index) or pass {name}.to_numpy()).")
+
+
 def coerce_y(
-    y: Any, n: int, index: pd.Index, task: str | None
+    y: Any, n: int, index: pd.Index, task: str | None, *, indexed: bool = False
 ) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Validate labels; ``indexed`` when ``index`` is the user's own (X was a DataFrame), so a
+    pandas ``y`` must carry the same index in the same order."""
     if isinstance(y, pd.DataFrame):
         if y.shape[1] != 1:
             raise ValueError(f"y is a DataFrame of shape {y.shape}; expected one column of labels.")
         y = y.iloc[:, 0]
     if isinstance(y, pd.Series):
-        if len(y) == n and not isinstance(index, pd.RangeIndex) and not y.index.equals(index):
-            raise ValueError(
-                "y's index does not match X's index; expected the same samples in the same "
-                "order (use y.reindex(X.index) or pass y.to_numpy())."
-            )
+        if indexed or not isinstance(index, pd.RangeIndex):
+            check_same_index(y, index, "y")
         y_raw = y.to_numpy()
     elif torch is not None and isinstance(y, torch.Tensor):
         y_raw = y.detach().cpu().numpy()
@@ -314,6 +344,34 @@ def coerce_metadata(metadata: Any, n: int, index: pd.Index, X: Any) -> pd.DataFr
                 "two levels, since a constant cannot confound anything (drop the column)."
             )
     return meta
+
+
+def metadata_kinds_of(metadata: pd.DataFrame | None,
+                      override: Mapping[str, str] | None) -> dict[str, str]:
+    """The kind of every metadata column, inferred, with ``override`` (``metadata_kinds=``)
+    taking precedence: e.g. integer site codes with more than 10 levels are continuous unless
+    declared ``"categorical"``."""
+    if override is not None and not isinstance(override, Mapping):
+        raise TypeError(f"metadata_kinds={describe(override)} is not a mapping; expected a dict "
+                        "of metadata column to 'categorical' or 'continuous'.")
+    if metadata is None:
+        if override:
+            raise ValueError(f"metadata_kinds={describe(dict(override))} was given without "
+                             "metadata; expected metadata= too.")
+        return {}
+    kinds = {c: metadata_kind(metadata[c]) for c in metadata.columns}
+    for col, kind in (override or {}).items():
+        if str(col) not in kinds:
+            raise ValueError(f"metadata_kinds names {col!r}, which is not a metadata column; "
+                             f"expected one of {describe(list(kinds))}.")
+        if kind not in METADATA_KINDS:
+            raise ValueError(f"metadata_kinds[{col!r}]={kind!r} is not valid; expected one of "
+                             f"{METADATA_KINDS}.")
+        if kind == "continuous" and not pd.api.types.is_numeric_dtype(metadata[str(col)]):
+            raise ValueError(f"metadata_kinds[{col!r}]='continuous' but the column holds "
+                             f"{metadata[str(col)].dtype} values; expected numbers.")
+        kinds[str(col)] = kind
+    return kinds
 
 
 def metadata_kind(s: pd.Series) -> str:
