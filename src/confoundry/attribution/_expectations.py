@@ -25,6 +25,29 @@ _ALIASES = {
 }
 
 
+def expectation_direction(feature: Any, direction: Any) -> str:
+    """``"increasing"`` or ``"decreasing"`` from a user's spelling, or a clear error.
+
+    Examples
+    --------
+    >>> expectation_direction("age", "Up")
+    'increasing'
+    >>> expectation_direction("f0", "increasng")
+    Traceback (most recent call last):
+    ...
+    ValueError: expectations['f0']='increasng' is not valid; expected 'increasing' or 'decreasing' (did you mean 'increasing'?).
+    """
+    import difflib
+
+    key = str(direction).strip().lower() if isinstance(direction, str) else None
+    if key in _ALIASES:
+        return _ALIASES[key]
+    near = difflib.get_close_matches(key or "", list(_ALIASES), n=1, cutoff=0.6)
+    hint = f" (did you mean {_ALIASES[near[0]]!r}?)" if near else ""
+    raise ValueError(f"expectations[{feature!r}]={direction!r} is not valid; expected "
+                     f"'increasing' or 'decreasing'{hint}.")
+
+
 def _contrast(x: np.ndarray) -> tuple[float, float]:
     """The two values of a feature that an effect compares: 0/1 for a binary feature, the
     quartiles otherwise (min/max when the quartiles coincide)."""
@@ -167,11 +190,7 @@ def check_expectations(
                         "non-empty dict of feature name to 'increasing' or 'decreasing'.")
     expected: dict[str, str] = {}
     for feat, direction in expectations.items():
-        key = str(direction).strip().lower() if isinstance(direction, str) else None
-        if key not in _ALIASES:
-            raise ValueError(f"expectations[{feat!r}]={direction!r} is not valid; expected "
-                             "'increasing' or 'decreasing'.")
-        expected[str(feat)] = _ALIASES[key]
+        expected[str(feat)] = expectation_direction(feat, direction)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
     rng = check_random_state(random_state)

@@ -43,6 +43,9 @@ from ._tables import DataSummaryResult, MetricTableResult
 
 ATTRIBUTION_AUTO = {"torch": "integrated_gradients", "other": "shap_permutation"}
 MAX_EFFECT_CURVES = 6
+#: a multiclass model's effect curves and shadow glass-box are drawn for at most this many
+#: classes (the most frequent in the test labels), one per class.
+MAX_TARGET_CLASSES = 4
 MAX_DOMAIN_SPLITS = 8
 SANITY_ROWS = 200
 SHADOW_ROWS = 20_000
@@ -173,10 +176,39 @@ def run_comparison(ctx: AuditContext) -> Any:
 
 
 def attribution_method(ctx: AuditContext) -> str:
+    """The method of ``attribution_method="auto"``: integrated gradients for a torch model
+    whose inputs gradients can reach, SHAP permutation otherwise (said in the notes when a
+    ``preprocess`` outside torch rules the gradients out)."""
     method = ctx.options.attribution_method
-    if method == "auto":
-        method = ATTRIBUTION_AUTO["torch" if ctx.adapter.is_torch else "other"]
-    return method
+    if method != "auto":
+        return method
+    if not ctx.adapter.is_torch:
+        return ATTRIBUTION_AUTO["other"]
+    if not _gradients_reach_inputs(ctx):
+        note = ("preprocess does not keep torch gradients (it goes through numpy or detaches), "
+                "so the attributions use SHAP permutation, a perturbation method, instead of "
+                "integrated gradients.")
+        if note not in ctx.notes:
+            ctx.notes.append(note)
+        return ATTRIBUTION_AUTO["other"]
+    return ATTRIBUTION_AUTO["torch"]
+
+
+def _gradients_reach_inputs(ctx: AuditContext) -> bool:
+    """Whether ``preprocess`` (if any) maps a tensor to a tensor that still needs its grad."""
+    pre = getattr(ctx.adapter, "preprocess", None)
+    if pre is None:
+        return True
+    import torch
+
+    X = ctx.data.X
+    rows = np.asarray(X.iloc[:2] if hasattr(X, "iloc") else X[:2], dtype=np.float32)
+    probe = torch.as_tensor(rows).clone().requires_grad_(True)
+    try:
+        out = pre(probe)
+    except Exception:  # noqa: BLE001 - a preprocess that only takes numpy / DataFrames
+        return False
+    return isinstance(out, torch.Tensor) and bool(out.requires_grad)
 
 
 def run_attributions(ctx: AuditContext) -> dict[str, Any]:
@@ -209,9 +241,41 @@ def run_agreement(ctx: AuditContext) -> dict[str, Any]:
 
 def run_expectations(ctx: AuditContext) -> Any:
     models = {ctx.model_name: ctx.adapter, **(ctx.baselines or {})}
+    target = None
+    if ctx.data.task == "multiclass":
+        # an expectation of a K-class model is read on its highest class (e.g. the most severe
+        # grade of an ordinal label), said in the notes
+        target = len(ctx.data.classes) - 1
+        note = (f"Expectations of the multiclass model are checked on the probability of its "
+                f"highest class (target = {target}).")
+        if note not in ctx.notes:
+            ctx.notes.append(note)
     return check_expectations(models, ctx.data_sub, dict(ctx.options.expectations),
-                              n_boot=ctx.options.n_boot, random_state=ctx.seeds["expectations"],
+                              n_boot=ctx.options.n_boot, target=target,
+                              random_state=ctx.seeds["expectations"],
                               verbose=ctx.options.verbose)
+
+
+def target_classes(ctx: AuditContext) -> list[int | None]:
+    """The ``target=`` policy of the per-output steps: ``[None]`` (the model's one output)
+    unless the task is multiclass; then each class, the most frequent first (at most
+    :data:`MAX_TARGET_CLASSES`, said in the report's notes)."""
+    if ctx.data.task != "multiclass":
+        return [None]
+    counts = np.bincount(ctx.data.y, minlength=len(ctx.data.classes))
+    order = [int(k) for k in np.argsort(-counts, kind="stable")]
+    keep = order[:MAX_TARGET_CLASSES]
+    note = ("The multiclass model's effect curves and shadow glass-box explain the probability "
+            f"of each class (target = {', '.join(map(str, sorted(keep)))})")
+    note += (f", the {len(keep)} most frequent of {len(order)} classes." if len(keep) < len(order)
+             else "; its attributions explain each row's predicted class.")
+    if note not in ctx.notes:
+        ctx.notes.append(note)
+    return sorted(keep)
+
+
+def _per_class(name: str, target: int | None) -> str:
+    return name if target is None else f"{name} (class {target})"
 
 
 def run_effect_curves(ctx: AuditContext) -> dict[str, Any]:
@@ -222,9 +286,10 @@ def run_effect_curves(ctx: AuditContext) -> dict[str, Any]:
         feats += [f for f in imp.index[:3] if f not in feats]
     if not feats:
         raise Skip("no feature to show: no expectations and no attributions")
-    return {f: effect_curve(ctx.adapter, ctx.data_sub, f, baselines=ctx.baselines,
-                            random_state=ctx.seeds["effect_curves"], verbose=ctx.options.verbose)
-            for f in feats[:MAX_EFFECT_CURVES]}
+    return {_per_class(f, k): effect_curve(
+        ctx.adapter, ctx.data_sub, f, baselines=ctx.baselines, target=k,
+        random_state=ctx.seeds["effect_curves"], verbose=ctx.options.verbose)
+        for f in feats[:MAX_EFFECT_CURVES] for k in target_classes(ctx)}
 
 
 def run_shadow_glassbox(ctx: AuditContext) -> Any:
@@ -239,9 +304,12 @@ def run_shadow_glassbox(ctx: AuditContext) -> Any:
     rows = ctx.data if len(idx) == n else ctx.data.subset(idx)
     base = ctx.baselines
     ref = base["ebm"] if base is not None and "ebm" in base else None
-    return shadow_glassbox(ctx.adapter, rows, rows.y, scores=ctx.scores[idx], reference=ref,
-                           random_state=ctx.seeds["shadow_glassbox"],
-                           verbose=ctx.options.verbose)
+    targets = target_classes(ctx)
+    out = {_per_class("shadow", k): shadow_glassbox(
+        ctx.adapter, rows, rows.y, scores=ctx.scores[idx], reference=ref, target=k,
+        random_state=ctx.seeds["shadow_glassbox"], verbose=ctx.options.verbose)
+        for k in targets}
+    return out["shadow"] if targets == [None] else out
 
 
 def run_sanity_check(ctx: AuditContext) -> Any:
@@ -263,7 +331,7 @@ def domain_splits(ctx: AuditContext) -> dict[str, Any]:
     splits: dict[str, Any] = {}
     if ctx.data.metadata is not None:
         for col in ctx.data.metadata.columns:
-            splits[col] = ctx.data.metadata[col]
+            splits[col] = col  # by name: split_domains reads the column's declared kind
     if ctx.data.is_tabular:
         for f in ctx.options.expectations:
             if ctx.data.feature_kinds.get(f) in ("binary", "categorical"):

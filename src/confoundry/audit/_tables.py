@@ -119,6 +119,13 @@ class DataSummaryResult(ResultMixin):
                 ov[f"y_sd_{label}"] = float(d.y.std(ddof=1))
         kinds = pd.Series(data.feature_kinds).value_counts().to_dict() if data.is_tabular else {}
         ov["feature_kinds"] = {str(k): int(v) for k, v in kinds.items()}
+        # the inferred (or declared: feature_kinds=, metadata_kinds=) kind of every column, so a
+        # reader can see how each was treated; categorical and binary features are listed
+        for kind in ("binary", "categorical"):
+            names = [f for f, k in data.feature_kinds.items() if k == kind]
+            if names:
+                ov[f"{kind}_features"] = ", ".join(names[:30]) + (
+                    f" and {len(names) - 30} more" if len(names) > 30 else "")
         ov["metadata_columns"] = dict(data.metadata_kinds)
         tables: dict[str, pd.DataFrame] = {}
         tests = []
@@ -126,9 +133,11 @@ class DataSummaryResult(ResultMixin):
             for col in data.metadata.columns:
                 levels = _levels(data.metadata[col], data.metadata_kinds[col])
                 tables[col] = _label_table(levels, data.y, data.task)
-                tests.append({"metadata": col, **_association(levels, data.y, data.task)})
-        tests_df = pd.DataFrame(tests, columns=["metadata", "test", "statistic", "dof",
-                                                "p_value", "n"])
+                tests.append({"metadata": col, "kind": data.metadata_kinds[col],
+                              "levels": int(levels.nunique()),
+                              **_association(levels, data.y, data.task)})
+        tests_df = pd.DataFrame(tests, columns=["metadata", "kind", "levels", "test", "statistic",
+                                                "dof", "p_value", "n"])
         if len(tests_df):
             tests_df["q_value"] = bh_adjust(tests_df["p_value"].to_numpy(float))
         params = {"tests": {"categorical": "chi_square" if data.task != "regression"

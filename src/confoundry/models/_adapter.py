@@ -68,6 +68,8 @@ class ModelAdapter:
         self._module = model
         if kind == "torch":
             own = _module_device(model)
+            if device is not None:
+                check_device(device)
             if device is not None and torch.device(device) != own:
                 # never move the user's model: run a copy on the requested device
                 self._module = copy.deepcopy(model).to(device)
@@ -77,6 +79,40 @@ class ModelAdapter:
             self._dtype = _module_dtype(model)
 
     # ----------------------------------------------------------------- public
+    def check_outputs(self, X: Any, *, task: str, n_classes: int | None = None) -> None:
+        """Raise a clear error when the model's output width does not fit ``task``.
+
+        One output (or two class columns) for a binary task, one for a regression, ``K`` for a
+        multiclass task with ``K`` classes. Runs the model on at most 8 rows of ``X``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> m = as_model(torch.nn.Linear(3, 1), output="logits")
+        >>> m.check_outputs(torch.zeros(4, 3), task="multiclass", n_classes=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: model 'Linear' returns 1 output(s) per row, but the labels have 3 classes ...
+        """
+        raw = self.predict_raw(_take(X, slice(0, min(8, _n_rows(X)))))
+        width = 1 if raw.ndim == 1 else int(raw.shape[1])
+        if task == "multiclass" and n_classes is not None and width != n_classes:
+            raise ValueError(
+                f"model {self.name!r} returns {width} output(s) per row, but the labels have "
+                f"{n_classes} classes (task='multiclass'); expected {n_classes} outputs, one per "
+                "class. If y is not a class label (e.g. an integer score), pass "
+                "task='regression'; if the model is binary, recode y to 0/1.")
+        if task == "binary" and width > 2:
+            raise ValueError(
+                f"model {self.name!r} returns {width} outputs per row, but the labels are binary "
+                "(task='binary'); expected 1 output (a logit or P(y = 1)) or 2 class columns. "
+                "If there are more classes, pass task='multiclass' with y coded 0..K-1.")
+        if task == "regression" and width != 1:
+            raise ValueError(
+                f"model {self.name!r} returns {width} outputs per row, but the task is "
+                "'regression'; expected one predicted value per row (or pass task= to say "
+                "what y is).")
+
     @property
     def module(self) -> Any:
         """The torch module used for inference (the user's, or a device copy); None otherwise."""
@@ -231,6 +267,7 @@ class ModelAdapter:
         return "logits"
 
     def _to_scores(self, raw: np.ndarray) -> np.ndarray:
+        self._check_multiclass_width(raw)
         out = self._resolve_output(raw)
         self.output_ = out
         if raw.ndim == 2 and raw.shape[1] == 1:
@@ -257,6 +294,12 @@ class ModelAdapter:
             return p[:, 1]
         return p
 
+    def _check_multiclass_width(self, raw: np.ndarray) -> None:
+        if self.task == "multiclass" and (raw.ndim == 1 or raw.shape[1] == 1):
+            raise ValueError(f"model {self.name!r} returns one output per row, but the task is "
+                             "'multiclass'; expected one output per class (or pass "
+                             "task='binary' / task='regression' to say what y is).")
+
 
 def _is_classifier(est: Any) -> bool:
     if hasattr(est, "classes_"):
@@ -267,6 +310,42 @@ def _is_classifier(est: Any) -> bool:
         return bool(is_classifier(est))
     except Exception:  # non-sklearn objects without tags
         return getattr(est, "_estimator_type", None) == "classifier"
+
+
+def check_device(device: Any) -> None:
+    """Refuse a device this machine does not have, before anything runs on it.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    >>> check_device("tpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device='tpu' is not valid; expected a torch device such as 'cpu' or 'cuda:0' ...
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device={device!r} is not valid; expected a torch device such as "
+                         "'cpu' or 'cuda:0' (or None: the model's own device).") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} is not available: this torch "
+                             f"({torch.__version__}) sees no CUDA GPU; expected device='cpu' or "
+                             "None (the model's own device).")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} is not available: this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s); expected an index "
+                             f"below {torch.cuda.device_count()}.")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device={device!r} is not available on this machine; expected "
+                             "device='cpu' or None.")
+    elif dev.type not in ("cpu", "meta"):
+        if not getattr(getattr(torch, dev.type, None), "is_available", lambda: False)():
+            raise ValueError(f"device={device!r} is not available on this machine; expected "
+                             "device='cpu' or None.")
 
 
 def _module_device(module: Any) -> Any:

@@ -146,6 +146,46 @@ def probe_confounders(
                        None if adapter is None else adapter.name, info, params)
 
 
+#: a categorical metadata column needs on average this many rows per level to be probed.
+MIN_ROWS_PER_LEVEL = 5
+
+
+def check_probe_metadata(metadata: pd.DataFrame | None, kinds: dict[str, str]) -> None:
+    """Refuse identifiers and very-high-cardinality categorical metadata before any work starts.
+
+    A column unique per row (a patient ID) or with fewer than :data:`MIN_ROWS_PER_LEVEL` rows
+    per level on average cannot be tested as a categorical confounder (every level would be its
+    own tiny group, and the test has no power: p = 1 says nothing). Continuous metadata is
+    allowed.
+
+    Examples
+    --------
+    >>> meta = pd.DataFrame({"patient": [f"p{i}" for i in range(40)], "site": ["a", "b"] * 20})
+    >>> check_probe_metadata(meta, {"patient": "categorical", "site": "categorical"})
+    Traceback (most recent call last):
+    ...
+    ValueError: metadata column 'patient' has 40 levels for 40 rows (unique per row: an identifier?); ...
+    """
+    if metadata is None:
+        return
+    n = len(metadata)
+    for col, kind in kinds.items():
+        if kind != "categorical":
+            continue
+        levels = int(metadata[col].nunique())
+        if levels == n or levels * MIN_ROWS_PER_LEVEL > n:
+            what = ("unique per row: an identifier?" if levels == n else
+                    f"{n / levels:.1f} rows per level on average")
+            raise ValueError(
+                f"metadata column {col!r} has {levels} levels for {n} rows ({what}); expected a "
+                f"categorical confounder with at least {MIN_ROWS_PER_LEVEL} rows per level on "
+                "average (at most "
+                f"{n // MIN_ROWS_PER_LEVEL} levels). Drop it, pass a coarser variable (the site, "
+                "not the patient), hold its groups out with leave_one_group_out "
+                "(Audit(group_column=...) with metadata_train), or, if it is a number, declare "
+                f"metadata_kinds={{{col!r}: 'continuous'}}.")
+
+
 # ---------------------------------------------------------------------- phases
 def _check_fdr(fdr: Any, alpha: Any) -> float:
     if alpha is None:
@@ -191,6 +231,7 @@ def _inputs(model: Any, X: Any, y: Any, metadata: Any, scores: Any, layer: Any) 
         raise ValueError("X is None but a model was given; expected the model inputs X.")
     if X is not None:
         data = ensure_data(X, y, metadata)
+        check_probe_metadata(data.metadata, data.metadata_kinds)
         return _Inputs(data.task, data.n_samples, np.asarray(data.y),
                        None if data.classes is None else len(data.classes), data.metadata,
                        data.metadata_kinds, X)
@@ -200,6 +241,7 @@ def _inputs(model: Any, X: Any, y: Any, metadata: Any, scores: Any, layer: Any) 
     yv, task, classes = _coerce_y(y, n, index, None)
     meta = _coerce_metadata(metadata, n, index, None)
     kinds = {c: _metadata_kind(meta[c]) for c in meta.columns}
+    check_probe_metadata(meta, kinds)
     return _Inputs(task, n, np.asarray(yv), None if classes is None else len(classes), meta,
                    kinds, None)
 
