@@ -68,7 +68,9 @@ def test_explain_is_additive_to_the_decision(fitted, task, kind):
     assert isinstance(a, cf.AttributionResult)
     assert a.values.shape == (N, D)
     assert a.feature_names == list(X.columns)
-    assert a.method == {"ebm": "ebm_local", "logistic": "logistic_linear", "tree": "tree_shap"}[kind]
+    # the linear baseline of a regression is named for what it is (issue 18): "linear"
+    linear = "linear" if task == "regression" else "logistic_linear"
+    assert a.method == {"ebm": "ebm_local", "logistic": linear, "tree": "tree_shap"}[kind]
     assert a.output == ("value" if task == "regression" else "logit")
     np.testing.assert_allclose(a.values.sum(1) + a.base_values, _explained_decision(m, X),
                                atol=1e-6, rtol=0)
@@ -411,3 +413,36 @@ def test_tree_depth_path_search_equals_grid_search(task):
     assert rec["cv_score"] == pytest.approx(ours[chosen], rel=1e-12)
     refit = type(est)(random_state=0, max_depth=chosen[0], min_samples_leaf=chosen[1]).fit(X, y)
     np.testing.assert_allclose(m.predict(X), refit.predict(X))
+
+
+# ------------------------------------------------------------ names (issue 18)
+def test_linear_baseline_of_a_regression_is_named_linear():
+    """load_diabetes is a regression: its penalised linear baseline is a ridge/lasso model,
+    named "linear" in the keys, the model, the tuning table and the comparison; "logistic"
+    and "linear" both ask for it, and both look it up."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    base = cf.fit_baselines(X, y, kinds=("logistic", "tree"), tuning="none", random_state=0,
+                            verbose=False)
+    assert list(base) == ["linear", "tree"]
+    lin = base["linear"]
+    assert lin.name == "linear" and lin.kind == "linear" and base["logistic"] is lin
+    assert type(lin.estimator.named_steps["model"]).__name__ == "Ridge"
+    assert base.tuning_table()[["model", "kind"]].values.tolist() == [["linear", "linear"],
+                                                                     ["tree", "tree"]]
+    assert lin.explain(X[:5]).method == "linear" and "linear" in base.params["seeds"]
+    assert "logistic" not in json.dumps(base.to_dict())
+    alias = cf.fit_baselines(X, y, kinds="linear", tuning="none", random_state=0, verbose=False)
+    assert list(alias) == ["linear"]
+    np.testing.assert_array_equal(alias["linear"].decision(X), lin.decision(X))
+    comp = cf.compare_models({"dl": lambda x: lin.predict_scores(x) + 1.0, **base}, X, y,
+                             n_boot=50, random_state=0, verbose=False)
+    assert "linear" in set(comp.to_frame()["model"]) and "logistic" not in str(comp.to_dict())
+    with pytest.raises(ValueError, match="linear baseline twice"):
+        cf.fit_baselines(X, y, kinds=("logistic", "linear"), verbose=False)
+    # a classification task keeps "logistic", whichever spelling asked for it
+    Xb, yb = _data("binary", n=120)
+    cls = cf.fit_baselines(Xb, yb, kinds=("linear",), tuning="none", verbose=False)
+    assert list(cls) == ["logistic"] and cls["logistic"].kind == "logistic"
+    assert cls["linear"] is cls["logistic"]

@@ -318,3 +318,89 @@ def test_contrast_bad_attribution():
         contrast_attributions(np.zeros((10, 2)), np.arange(10) < 5)
     with pytest.raises(ValueError, match="statistic="):
         contrast_attributions(_attr(np.zeros((10, 2))), np.arange(10) < 5, statistic="max")
+
+
+# ------------------------------------------------------------ small-n floors (issue 18)
+def _three_sites():
+    """Sites of 3, 4 and 500 patients; the model scores the two small sites backwards and the
+    baseline scores them perfectly, so a claim resting on 7 patients is there to be made."""
+    rng = np.random.default_rng(0)
+    site = pd.Series(np.repeat(["tiny", "small", "big"], [3, 4, 500]), name="site")
+    y = np.r_[[1, 1, 0], [1, 1, 0, 0], (rng.random(500) < 0.4).astype(int)]
+    dl = np.clip(0.4 + 0.3 * (y - 0.4) + rng.normal(0, 0.2, len(y)), 0, 1)
+    dl[:7] = 0.95 - 0.9 * y[:7]
+    base = np.clip(0.4 + 0.1 * (y - 0.4) + rng.normal(0, 0.2, len(y)), 0, 1)
+    base[:7] = 0.05 + 0.9 * y[:7]
+    return site, y, dl, base
+
+
+def test_domains_below_the_floor_keep_their_row_but_no_finding_rests_on_them():
+    site, y, dl, base = _three_sites()
+    kw = {"by": site, "scores": dl, "baseline_scores": {"glm": base}, "n_boot": 200,
+          "random_state": 0, "verbose": False}
+    res = split_domains(None, None, y, **kw)
+    t = res.by_domain.set_index("domain")
+    assert t["n"].to_dict() == {"site = big": 500, "site = small": 4, "site = tiny": 3}
+    assert t["testable"].to_dict() == {"site = big": True, "site = small": False,
+                                       "site = tiny": False}
+    assert t.loc["site = small", "note"] == "too small to test: n = 4 < min_n = 20"
+    assert t.loc["site = big", "note"] == ""
+    # the descriptive row stays: the point estimate, no interval
+    assert t.loc["site = small", "auroc"] == 0.0 and t.loc["site = small", "positives"] == 2
+    assert np.isnan(t.loc["site = small", "auroc_ci_low"])
+    assert t.loc["site = big", "auroc_ci_low"] < t.loc["site = big", "auroc"]
+    c = res.comparison[res.comparison["domain"].isin(["site = small", "site = tiny"])]
+    assert len(c) and not c["testable"].any() and c["p_value"].isna().all()
+    assert c["q_value"].isna().all() and not (c["baseline_better"] | c["model_better"]).any()
+    assert c["difference"].notna().all()
+    findings = res.findings()
+    assert not [f for f in findings if f.domain in ("site = small", "site = tiny")]
+    assert res.difference("auroc").loc[0, "domain_high"] is None  # one testable domain
+    assert res.params["min_n"] == 20 and res.params["min_events"] == 5
+    plt.close(res.plot())
+    # without the floor the same data gives findings resting on 3 and 4 patients
+    loose = split_domains(None, None, y, min_n=1, min_events=1, **kw)
+    assert {f.domain for f in loose.findings() if f.kind == "baseline_outperforms"} == {
+        "site = small", "site = tiny"}
+    # the domains above the floor are unchanged by it
+    pd.testing.assert_frame_equal(res.by_model[res.by_model["domain"] == "site = big"],
+                                  loose.by_model[loose.by_model["domain"] == "site = big"])
+
+
+def test_domain_floor_counts_events_of_each_class():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(60, int), np.ones(3, int), (rng.random(200) < 0.5).astype(int)]
+    site = pd.Series(np.repeat(["rare", "common"], [63, 200]), name="site")
+    s = np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, len(y)), 0, 1)
+    res = split_domains(None, None, y, by=site, scores=s, n_boot=50, random_state=0,
+                        verbose=False, metrics=["auroc"])
+    t = res.by_domain.set_index("domain")
+    assert t.loc["site = rare", "note"] == "too small to test: 3 positives < min_events = 5"
+    assert t.loc["site = common", "testable"]
+    ok = split_domains(None, None, y, by=site, scores=s, n_boot=50, random_state=0,
+                       verbose=False, metrics=["auroc"], min_events=3)
+    assert ok.by_domain["testable"].all()
+    yr = rng.normal(size=len(y))  # regression: rows only
+    reg = split_domains(None, None, yr, by=site, scores=yr + rng.normal(size=len(y)),
+                        n_boot=50, random_state=0, verbose=False, min_n=100)
+    assert reg.by_domain.set_index("domain")["testable"].to_dict() == {
+        "site = common": True, "site = rare": False}
+
+
+@pytest.mark.parametrize("kw, match", [({"min_n": 0}, "min_n=0"), ({"min_n": 2.5}, "min_n=2.5"),
+                                       ({"min_events": -1}, "min_events=-1")])
+def test_domain_floor_is_validated(kw, match):
+    site, y, dl, _ = _three_sites()
+    with pytest.raises(ValueError, match=match):
+        split_domains(None, None, y, by=site, scores=dl, n_boot=10, verbose=False, **kw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_contrast_refuses_non_finite_attributions(bad):
+    """Found by tests/test_fuzz.py: an infinite attribution gave an infinite mean and
+    difference in the table (NaN a NaN one)."""
+    v = np.random.default_rng(0).normal(size=(10, 2))
+    v[3, 1] = bad
+    attr = Attribution(v, 0.0, v, ["a", "b"], method="manual")
+    with pytest.raises(ValueError, match="attribution has 1 NaN or infinite value"):
+        contrast_attributions(attr, np.arange(10) < 5, n_permutations=10, n_boot=10)

@@ -214,3 +214,45 @@ def test_contrast_by_positional_keyword_and_deprecated_groups():
     strict = contrast_attributions(_attr(v), g, n_permutations=200, n_boot=50, random_state=0,
                                    fdr=1e-9)
     assert strict.findings() == []
+
+
+# ------------------------------------------------- per-group claims: small-n floor (issue 18)
+def test_leave_one_group_out_marks_groups_below_the_floor():
+    """Two sites of 6 and 12 patients beside two of 150, every site's relation reversed but
+    the first's: the small ones are held out and scored, but no p-value, no finding."""
+    from sklearn.linear_model import LogisticRegression
+
+    import confoundry as cf
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(["a", "b", "tiny", "small"], [150, 150, 6, 12])
+    X = rng.normal(size=(len(groups), 2))
+    sign = np.where(groups == "a", 1.0, -1.0)
+    y = (2 * sign * X[:, 0] + rng.normal(size=len(groups)) > 0).astype(int)
+
+    def fit(a, b):
+        return LogisticRegression().fit(a, b)
+
+    kw = {"n_boot": 200, "random_state": 0, "verbose": False}
+    res = cf.leave_one_group_out(fit, X, y, groups, **kw)
+    t = res.to_frame().set_index("group")
+    assert t["testable"].to_dict() == {"a": True, "b": True, "small": False, "tiny": False,
+                                       "(all, pooled)": True}
+    assert t.loc["tiny", "note"] == "too small to test: n = 6 < min_n = 20"
+    small = t.loc[["small", "tiny"]]
+    assert small["estimate"].notna().all() and small["p_value"].isna().all()
+    assert small["q_value"].isna().all() and small["ci_low"].isna().all()
+    assert not small["significant"].any()
+    assert {f.subject for f in res.findings()} & {"small", "tiny"} == set()
+    assert res.params["min_n"] == 20 and list(res.to_frame().columns[-2:]) == ["testable",
+                                                                                "note"]
+    loose = cf.leave_one_group_out(fit, X, y, groups, min_n=1, min_events=0, **kw)
+    lt = loose.to_frame().set_index("group")
+    assert lt["p_value"].notna().all() and lt["testable"].all()
+    # the BH family holds the testable groups only: two groups' q-values, not four
+    from confoundry.stats import bh_adjust
+
+    np.testing.assert_allclose(t.loc[["a", "b"], "q_value"],
+                               bh_adjust(t.loc[["a", "b"], "p_value"].to_numpy()))
+    with pytest.raises(ValueError, match="min_events=-1"):
+        cf.leave_one_group_out(fit, X, y, groups, min_events=-1, **kw)

@@ -227,3 +227,55 @@ def test_severity_needs_large_and_well_measured_lift():
         row = top.assign(error_rate=rate, ci_low=lo, lift=rate / overall)
         f = replace(res, table=row).findings()
         assert [x.severity for x in f] == [sev]
+
+
+# ------------------------------------------------------------ small-n floors (issue 18)
+@pytest.fixture(scope="module")
+def diabetes():
+    """scikit-learn's diabetes data (442 patients, a regression): a random forest fitted on
+    one half, audited on the other."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = RandomForestRegressor(n_estimators=50, random_state=0).fit(X.iloc[::2], y.iloc[::2])
+    return model, X.iloc[1::2], y.iloc[1::2]
+
+
+def test_diabetes_no_slice_of_a_few_rows_is_confirmed(diabetes):
+    model, X, y = diabetes
+    # without an absolute floor a 5-row slice is "confirmed on the held-out half"
+    loose = discover_slices(model, X, y, random_state=1, min_n=1, verbose=False)
+    assert loose.confirmed["n"].min() <= 5 and loose.confirmed["q_value"].min() < 0.05
+    for seed in (1, 6, 11):
+        res = discover_slices(model, X, y, random_state=seed, verbose=False)
+        t = res.table
+        assert t["testable"].to_numpy().dtype == bool and res.params["min_n"] == 20
+        assert ((t["n"] >= 20) & (t["n_discovery"] >= 20) == t["testable"]).all()
+        assert not (t["confirmed"] & ~t["testable"]).any()
+        assert (res.confirmed["n"] >= 20).all() and (res.confirmed["n_discovery"] >= 20).all()
+        small = t[~t["testable"]]
+        assert small["p_value"].isna().all() and small["q_value"].isna().all()
+        assert small["ci_low"].isna().all() and small["error_rate"].notna().all()
+        assert all(n.startswith("too small to test") for n in small["note"])
+        assert (t.loc[t["testable"], "note"] == "").all()
+        assert all(f.evidence["n"] >= 20 for f in res.findings())
+    res = discover_slices(model, X, y, random_state=11, verbose=False)
+    small = res.table[~res.table["testable"]]
+    assert len(small) == 1 and small["note"].iloc[0] == (
+        "too small to test: n = 9 < min_n = 20 on the confirmation half")
+    plt.close(res.plot())
+
+
+def test_slice_floor_on_errors_of_the_discovery_half():
+    X, y, meta, s, _ = _cohort(0, planted=True, n=4000)
+    base = discover_slices(None, X, y, metadata=meta, scores=s, random_state=0, verbose=False)
+    strict = discover_slices(None, X, y, metadata=meta, scores=s, random_state=0,
+                             verbose=False, min_events=10_000)
+    assert base.confirmed.shape[0] >= 1 and strict.confirmed.shape[0] == 0
+    assert strict.table["note"].str.contains("errors < min_events = 10000 on the discovery").all()
+    # candidates are the same: the event floor decides what is tested, not what is searched
+    assert set(strict.table["rule"]) == set(base.table["rule"])
+    assert strict.table["p_value"].isna().all() and base.table["p_value"].notna().all()
+    with pytest.raises(ValueError, match="min_n=0"):
+        discover_slices(None, X, y, scores=s, min_n=0, verbose=False)

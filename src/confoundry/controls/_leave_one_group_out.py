@@ -13,6 +13,7 @@ from .._result import Finding, ResultMixin, to_jsonable
 from .._utils import check_random_state, int_seed, progress, renamed_keyword
 from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
+from ..domains._common import MIN_EVENTS, MIN_N, check_floor, floor_note, label_events
 from ..stats import (
     DEFAULT_CI,
     DEFAULT_FDR,
@@ -44,14 +45,18 @@ class LeaveOneGroupOutResult(ResultMixin):
         cross-validation on all samples), ``difference`` (held-out minus internal),
         ``diff_ci_low``, ``diff_ci_high``, ``p_value`` (two-sided bootstrap), ``q_value`` (BH over
         the groups; the pooled row is tested on its own, paired on the same samples),
-        ``significant`` (``q_value < alpha``), ``n_boot``.
+        ``significant`` (``q_value < alpha``), ``n_boot``, ``testable`` and ``note``: a group
+        below the floor (``min_n`` rows, ``min_events`` of each outcome) keeps its ``n`` and
+        ``estimate`` but has no interval, p- or q-value and is never ``significant``; its
+        ``note`` says it is too small to test.
     metric, task : str
     alpha : float
         The false discovery rate of ``significant`` (``fdr``).
     info : dict
         ``n_groups``, ``internal_folds``, ``n_fits``.
     params : dict
-        ``metric``, ``n_boot``, ``fdr``, ``ci``, ``internal_folds``, ``random_state``, ``by``.
+        ``metric``, ``n_boot``, ``fdr``, ``ci``, ``internal_folds``, ``random_state``, ``by``,
+        ``min_n``, ``min_events``.
     """
 
     table: pd.DataFrame
@@ -143,6 +148,8 @@ def leave_one_group_out(
     random_state: Any = None,
     verbose: bool = True,
     groups: Any = None,
+    min_n: int = MIN_N,
+    min_events: int = MIN_EVENTS,
 ) -> LeaveOneGroupOutResult:
     """Hold out each group (site, batch) in turn; compare with the internal random-split score.
 
@@ -178,6 +185,15 @@ def leave_one_group_out(
         Show a progress bar over the fits.
     groups : array-like, optional
         Deprecated keyword spelling of ``by``.
+    min_n : int
+        Smallest held-out group a claim may rest on (rows).
+    min_events : int
+        Smallest count of each outcome in a held-out group: positives and negatives (binary),
+        rows of every class (multiclass); none for regression. A group below either floor is
+        still held out and scored (its model is part of the pooled row), but it gets no
+        interval and no p- or q-value (it is left out of the Benjamini–Hochberg family: the
+        floor reads the labels only, so leaving it out is the same as never testing it) and
+        no finding rests on it.
 
     Returns
     -------
@@ -201,6 +217,7 @@ def leave_one_group_out(
     check_train_fn(train_fn)
     n_boot = check_positive_int(n_boot, "n_boot")
     fdr = check_probability(fdr, "fdr")
+    min_n, min_events = check_floor(min_n, min_events)
     rng = check_random_state(random_state)
     if y is None and not isinstance(X, AuditData):
         raise ValueError("y is None; expected one label per row of X (or X an AuditData that "
@@ -239,32 +256,41 @@ def leave_one_group_out(
             bar.update(1)
     finally:
         bar.close()
+    n_classes = None if data.classes is None else len(data.classes)
+    notes = [floor_note(int(np.sum(codes == k)), min_n,
+                        label_events(yv[codes == k], task, n_classes), min_events)
+             for k in range(len(levels))]
+    notes.append(floor_note(n, min_n, label_events(yv, task, n_classes), min_events))
     table = _table(yv, codes, levels, logo, internal, task, metric, n_boot, fdr,
-                   np.random.default_rng(seeds[-1]))
+                   np.random.default_rng(seeds[-1]), notes)
     info = {"n_groups": len(levels), "internal_folds": INTERNAL_FOLDS,
             "n_fits": len(levels) + INTERNAL_FOLDS}
     params = {"metric": metric, "n_boot": n_boot, "fdr": fdr, "ci": DEFAULT_CI,
               "internal_folds": INTERNAL_FOLDS, "random_state": seed_param(random_state),
-              "by": by_name}
+              "by": by_name, "min_n": min_n, "min_events": min_events}
     return LeaveOneGroupOutResult(table, metric, task, fdr, info, params)
 
 
 def _table(yv: np.ndarray, codes: np.ndarray, levels: np.ndarray, logo: np.ndarray,
            internal: np.ndarray, task: str, metric: str, n_boot: int, fdr: float,
-           boot_seed: np.random.Generator) -> pd.DataFrame:
-    """One row per held-out group and the pooled row, each against the internal estimate."""
+           boot_seed: np.random.Generator, notes: list[str]) -> pd.DataFrame:
+    """One row per held-out group and the pooled row, each against the internal estimate;
+    ``notes`` (one per group, then the pooled row) blank the intervals and p-values of the
+    rows too small to test."""
     (pt_logo, pt_int), (r_logo, r_int) = boot_reps(
         yv, [logo, internal], task, metric, n_boot, int_seed(boot_seed))
     ilo, ihi = percentile_ci(r_int)
 
-    def row(group: Any, n: int, pt: float, reps: np.ndarray) -> dict[str, Any]:
-        lo, hi = percentile_ci(reps)
-        d = difference_summary(reps - r_int)
+    def row(group: Any, n: int, pt: float, reps: np.ndarray, note: str) -> dict[str, Any]:
+        lo, hi = percentile_ci(reps) if not note else (np.nan, np.nan)
+        d = difference_summary(reps - r_int) if not note else {
+            "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
         return {"group": group, "n": n, "metric": metric, "estimate": pt,
                 "ci_low": lo, "ci_high": hi, "internal": pt_int, "internal_ci_low": ilo,
                 "internal_ci_high": ihi, "difference": pt - pt_int,
                 "diff_ci_low": d["ci_low"], "diff_ci_high": d["ci_high"],
-                "p_value": d["p_value"] if np.isfinite(pt) else np.nan}
+                "p_value": d["p_value"] if np.isfinite(pt) else np.nan,
+                "testable": not note, "note": note}
 
     rows = []
     for k, lev in enumerate(levels):
@@ -274,15 +300,16 @@ def _table(yv: np.ndarray, codes: np.ndarray, levels: np.ndarray, logo: np.ndarr
                                      int_seed(boot_seed))
         except (ValueError, IndexError):
             pt, rk = np.nan, np.full(n_boot, np.nan)
-        rows.append(row(lev, len(idx), pt, rk))
+        rows.append(row(lev, len(idx), pt, rk, notes[k]))
     q = bh_adjust(np.array([r["p_value"] for r in rows], dtype=float))
     for r, qq in zip(rows, q):
         r["q_value"] = qq
-    pooled = row(POOLED, len(yv), pt_logo, r_logo)
+    pooled = row(POOLED, len(yv), pt_logo, r_logo, notes[-1])
     pooled["q_value"] = pooled["p_value"]
     rows.append(pooled)
     table = pd.DataFrame(rows)
     table["group"] = table["group"].astype(str)
     table["significant"] = (table["q_value"] < fdr).fillna(False).astype(bool)
     table["n_boot"] = n_boot
-    return table
+    return table[[c for c in table.columns if c not in ("testable", "note")]
+                 + ["testable", "note"]]

@@ -51,3 +51,64 @@ def model_scores(model: Any, X: Any, data: Any, scores: Any, *,
     adapter = as_model(model, task=data.task, name=model_name)
     name = model_name or adapter.name
     return check_scores(adapter.predict_scores(X), data, name=f"the scores of {name}"), name
+
+
+# ----------------------------------------------------------------------- small-n floors
+#: default smallest group (domain, slice half, held-out group) a claim may rest on.
+MIN_N = 20
+#: default smallest count of each outcome a rate or an AUROC may rest on.
+MIN_EVENTS = 5
+#: what the ``note`` column of a row below the floor starts with.
+TOO_SMALL = "too small to test"
+
+
+def check_floor(min_n: Any, min_events: Any) -> tuple[int, int]:
+    """Validated ``min_n`` (an integer >= 1) and ``min_events`` (an integer >= 0)."""
+    from ..data._validation import check_positive_int
+
+    return (check_positive_int(min_n, "min_n"),
+            check_positive_int(min_events, "min_events", minimum=0))
+
+
+def floor_note(n: int, min_n: int, events: dict[str, int] | None = None,
+               min_events: int = MIN_EVENTS) -> str:
+    """Why a group of ``n`` rows is too small to test (``""`` when it is not).
+
+    ``events`` counts the outcomes a rate rests on (``{"positives": 7, "negatives": 3}``);
+    each must reach ``min_events``.
+
+    Examples
+    --------
+    >>> floor_note(12, 20)
+    'too small to test: n = 12 < min_n = 20'
+    >>> floor_note(40, 20, {"positives": 3, "negatives": 37})
+    'too small to test: 3 positives < min_events = 5'
+    >>> floor_note(40, 20, {"positives": 8, "negatives": 32})
+    ''
+    """
+    if n < min_n:
+        return f"{TOO_SMALL}: n = {n} < min_n = {min_n}"
+    short = [f"{c} {k}" for k, c in (events or {}).items() if c < min_events]
+    if short:
+        return f"{TOO_SMALL}: {' and '.join(short)} < min_events = {min_events}"
+    return ""
+
+
+def label_events(y: np.ndarray, task: str, n_classes: int | None = None) -> dict[str, int]:
+    """The outcome counts a per-group metric rests on: positives and negatives (binary), rows
+    of each class (multiclass), none for regression.
+
+    Examples
+    --------
+    >>> label_events(np.array([0, 1, 1, 0, 0]), "binary")
+    {'positives': 2, 'negatives': 3}
+    >>> label_events(np.array([0, 2, 2]), "multiclass", 3)
+    {'rows of class 0': 1, 'rows of class 1': 0, 'rows of class 2': 2}
+    """
+    if task == "binary":
+        pos = int(np.sum(y == 1))
+        return {"positives": pos, "negatives": int(len(y)) - pos}
+    if task == "multiclass":
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes or 0)
+        return {f"rows of class {k}": int(c) for k, c in enumerate(counts)}
+    return {}

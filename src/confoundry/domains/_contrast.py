@@ -210,6 +210,10 @@ def contrast_attributions(
     fdr = check_probability(fdr, "fdr")
     rng = check_random_state(random_state)
     V = attribution.values if statistic == "mean" else np.abs(attribution.values)
+    bad = int(np.size(V) - np.isfinite(V).sum())
+    if bad:
+        raise ValueError(f"attribution has {bad} NaN or infinite value(s); expected finite "
+                         "attributions (a mean over the groups would be NaN or infinite).")
     n, d = V.shape
     a, la, lb = _groups(by, n)
     n_a, n_b = int(a.sum()), int(n - a.sum())

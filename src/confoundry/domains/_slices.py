@@ -29,7 +29,7 @@ from .._utils import check_random_state, progress
 from ..data._validation import check_positive_int, check_probability
 from ..models._labels import step_data
 from ..stats import DEFAULT_CI, Z95, bh_adjust, per_sample_loss, wilson_interval
-from ._common import model_scores
+from ._common import MIN_EVENTS, MIN_N, TOO_SMALL, check_floor, model_scores
 from ._groups import Coded, code_column
 
 #: one-sided discovery z a slice needs to be carried to the confirmation half (p < 0.05).
@@ -57,12 +57,14 @@ class SliceResult(ResultMixin):
     n_discovery, n_confirmation : int
         Rows in each half.
     n_searched : int
-        Slices evaluated by the lattice search (support above ``min_support``).
+        Slices evaluated by the lattice search (at least ``min_support`` of the discovery half
+        and at least ``min_n`` rows).
     fdr, min_support : float
     max_conditions : int
     params : dict
         What the search was run with (``fdr``, ``min_support``, ``max_conditions``, ``bins``,
-        ``error``, ``threshold``, ``max_candidates``, ``random_state``).
+        ``error``, ``threshold``, ``max_candidates``, ``random_state``, ``min_n``,
+        ``min_events``).
     """
 
     table: pd.DataFrame
@@ -88,8 +90,12 @@ class SliceResult(ResultMixin):
         ``support`` (its fraction), ``error_rate`` with ``ci_low``/``ci_high`` (Wilson interval
         for misclassification, normal interval otherwise), ``complement_error_rate``, ``lift``
         (error rate / overall error rate), ``p_value`` (one-sided test of slice against
-        complement), ``q_value`` (Benjamini–Hochberg), ``confirmed`` (``q_value <= fdr``),
-        ``n_discovery``, ``error_rate_discovery``, ``z_discovery``.
+        complement), ``q_value`` (Benjamini–Hochberg over the testable rows), ``confirmed``
+        (``q_value <= fdr``), ``n_discovery``, ``error_rate_discovery``, ``z_discovery``,
+        ``testable`` and ``note``: a slice below the floor (``min_n`` rows on either half, or
+        fewer than ``min_events`` errors on the discovery half for a 0/1 error) keeps its
+        error rate but has no interval, p- or q-value, is never confirmed and its ``note``
+        says it is too small to test.
         """
         return self.table.copy()
 
@@ -149,15 +155,17 @@ class SliceResult(ResultMixin):
             return ax.figure
         ypos = np.arange(len(t))[::-1]
         est = t["error_rate"].to_numpy(dtype=float)
-        err = np.vstack([est - t["ci_low"].to_numpy(dtype=float),
-                         t["ci_high"].to_numpy(dtype=float) - est])
+        # a slice too small to test has no interval: its point is drawn without one
+        err = np.nan_to_num(np.vstack([est - t["ci_low"].to_numpy(dtype=float),
+                                       t["ci_high"].to_numpy(dtype=float) - est]))
         colors = np.where(t["confirmed"].to_numpy(dtype=bool), "#C44E52", "#8C8C8C")
         for k in range(len(t)):
             ax.errorbar(est[k], ypos[k], xerr=err[:, k:k + 1], fmt="o", color=colors[k],
                         capsize=2)
         ax.axvline(self.overall_error, color="grey", ls="--", lw=1, label="overall")
-        ax.set_yticks(ypos, [f"{r}  (n={n}, q={q:.2g})" for r, n, q in
-                             zip(t["rule"], t["n"], t["q_value"])], fontsize="small")
+        ax.set_yticks(ypos, [f"{r}  (n={n}, " + (f"q={q:.2g})" if ok else "too small to test)")
+                             for r, n, q, ok in zip(t["rule"], t["n"], t["q_value"],
+                                                    t["testable"])], fontsize="small")
         label = "error rate" if self.error == "misclassification" else f"mean {self.error} error"
         ax.set_xlabel(f"{label} on the confirmation half (95% CI)")
         ax.set_title(f"Candidate failing slices of {self.model_name} (red: confirmed at "
@@ -344,6 +352,8 @@ def discover_slices(
     threshold: float = 0.5,
     max_candidates: int = 10,
     model_name: str | None = None,
+    min_n: int = MIN_N,
+    min_events: int = MIN_EVENTS,
     verbose: bool = True,
 ) -> SliceResult:
     """Find slices of the data where the model fails, with false-discovery-rate control.
@@ -351,7 +361,8 @@ def discover_slices(
     1. The rows are split at random into a discovery half and a confirmation half.
     2. On the discovery half, a lattice search (SliceLine style) scores every conjunction of up
        to ``max_conditions`` conditions over binned features and metadata columns whose support
-       is at least ``min_support``; a slice below ``min_support`` is never extended. Each slice
+       is at least ``min_support`` and at least ``min_n`` rows; a smaller slice is never
+       extended. Each slice
        is scored by the one-sided z of its error against its complement.
     3. Up to ``max_candidates`` slices are carried to the confirmation half by greedy forward
        selection: the slice with the largest z first, then, with the rows of the slices already
@@ -360,7 +371,12 @@ def discover_slices(
        overlaps a worse one is therefore not carried forward.
     4. On the confirmation half each candidate's error is tested against its complement
        (one-sided Fisher exact test for misclassification; one-sided Welch z for continuous
-       losses), and Benjamini–Hochberg at ``fdr`` decides which are ``confirmed``.
+       losses), and Benjamini–Hochberg at ``fdr`` decides which are ``confirmed``. A candidate
+       with fewer than ``min_n`` rows on the confirmation half, or (0/1 error) fewer than
+       ``min_events`` errors on the discovery half, is kept in the table as too small to test:
+       no p- or q-value, never confirmed, left out of the Benjamini–Hochberg family. The floor
+       reads only the rows' sizes on the confirmation half, not their errors (the test
+       conditions on those sizes), so leaving such a candidate out keeps the FDR control.
 
     Parameters
     ----------
@@ -396,6 +412,12 @@ def discover_slices(
         Slices carried to the confirmation half (fewer candidates, more power).
     model_name : str, optional
         Display name of the model (default: the model's own name, ``"model"`` without one).
+    min_n : int
+        Smallest slice, in rows, on each half: the search never scores a smaller one on the
+        discovery half, and a candidate with fewer rows on the confirmation half is not tested.
+    min_events : int
+        For a 0/1 error (misclassification): smallest number of errors of a candidate on the
+        discovery half; fewer and it is not tested.
     verbose : bool
         Progress bar over the levels of the search.
 
@@ -425,6 +447,7 @@ def discover_slices(
     threshold = check_probability(threshold, "threshold")
     bins = check_positive_int(bins, "bins", minimum=2)
     max_candidates = check_positive_int(max_candidates, "max_candidates")
+    min_n, min_events = check_floor(min_n, min_events)
     if error == "auto":
         error = "absolute" if data.task == "regression" else "misclassification"
     if error not in ERRORS:
@@ -449,7 +472,7 @@ def discover_slices(
     onehot = np.zeros((len(disc), len(cond)), dtype=np.float32)
     offsets = np.r_[0, np.cumsum([c.n_levels for c in columns])[:-1]]
     onehot[np.arange(len(disc))[:, None], offsets[None, :] + codes[disc]] = 1.0
-    min_count = max(2, int(np.ceil(min_support * len(disc))))
+    min_count = max(2, int(np.ceil(min_support * len(disc))), min_n)
     slices, cnt, es, z = _lattice(onehot, cond_col, e[disc], binary, max_conditions, min_count,
                                   verbose=verbose)
     del onehot
@@ -464,6 +487,10 @@ def discover_slices(
     n1 = M.sum(axis=0)
     s1 = ec @ M
     n0 = Nc - n1
+    n_disc = cnt[chosen] if chosen else np.zeros(0)
+    notes = [_slice_note(int(nd), int(nc), float(ed), binary, min_n, min_events)
+             for nd, nc, ed in zip(n_disc, n1, es[chosen] if chosen else [])]
+    testable = np.array([not t for t in notes], dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = s1 / n1
         comp = (Ec - s1) / n0
@@ -479,17 +506,19 @@ def discover_slices(
             lo, hi = rate - half, rate + half
         overall = Ec / Nc
         lift = rate / overall if overall > 0 else np.full_like(rate, np.nan)
-    p = np.where(n1 > 0, p, 1.0)
+    p = np.where(testable, p, np.nan)
+    lo, hi = np.where(testable, lo, np.nan), np.where(testable, hi, np.nan)
     q = bh_adjust(p) if len(p) else p
     table = pd.DataFrame({
         "rule": [" AND ".join(labels[c] for c in sl) for sl in cand],
         "n_conditions": [len(sl) for sl in cand],
         "n": n1.astype(int), "support": n1 / Nc, "error_rate": rate, "ci_low": lo,
         "ci_high": hi, "complement_error_rate": comp, "lift": lift, "p_value": p,
-        "q_value": q, "confirmed": (q <= fdr) & (n1 > 0),
+        "q_value": q, "confirmed": (q <= fdr) & testable,
         "n_discovery": cnt[chosen].astype(int) if chosen else np.array([], dtype=int),
         "error_rate_discovery": (es[chosen] / cnt[chosen]) if chosen else np.array([]),
         "z_discovery": z[chosen] if chosen else np.array([]),
+        "testable": testable, "note": np.array(notes, dtype=object),
     })
     order = np.lexsort((table["p_value"].to_numpy(),
                         -np.where(table["confirmed"], table["lift"], 0.0),
@@ -498,7 +527,8 @@ def discover_slices(
     rules = tuple(tuple((int(cond[c][0]), int(cond[c][1])) for c in cand[i]) for i in order)
     params = {"fdr": fdr, "min_support": min_support, "max_conditions": max_conditions,
               "bins": bins, "error": error, "threshold": threshold,
-              "max_candidates": max_candidates, "ci": DEFAULT_CI,
+              "max_candidates": max_candidates, "ci": DEFAULT_CI, "min_n": min_n,
+              "min_events": min_events,
               "random_state": random_state if random_state is None
               or isinstance(random_state, (int, np.integer)) else type(random_state).__name__}
     return SliceResult(
@@ -507,6 +537,19 @@ def discover_slices(
         n_searched=len(slices), fdr=fdr, min_support=min_support,
         max_conditions=max_conditions, params=params, _columns=tuple(columns), _codes=codes,
         _rules=rules)
+
+
+def _slice_note(n_disc: int, n_conf: int, errors_disc: float, binary: bool, min_n: int,
+                min_events: int) -> str:
+    """Why a candidate is too small to test (``""`` when it is not): rows on each half, and
+    for a 0/1 error the errors on the discovery half."""
+    for half, n in (("discovery", n_disc), ("confirmation", n_conf)):
+        if n < min_n:
+            return f"{TOO_SMALL}: n = {n} < min_n = {min_n} on the {half} half"
+    if binary and errors_disc < min_events:
+        return (f"{TOO_SMALL}: {int(round(errors_disc))} errors < min_events = {min_events} "
+                "on the discovery half")
+    return ""
 
 
 def _coded_columns(data: Any, bins: int) -> list[Coded]:

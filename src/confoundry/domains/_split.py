@@ -31,7 +31,15 @@ from ..stats import (
     percentile_ci,
 )
 from ..stats._metrics import check_metrics
-from ._common import check_scores, model_scores
+from ._common import (
+    MIN_EVENTS,
+    MIN_N,
+    check_floor,
+    check_scores,
+    floor_note,
+    label_events,
+    model_scores,
+)
 from ._groups import resolve_domains
 
 OVERALL = "overall"
@@ -46,20 +54,24 @@ class DomainResult(ResultMixin):
     Attributes
     ----------
     overall : DataFrame
-        One row (``domain = "overall"``) with ``n``, ``positives`` and every metric with its
-        ``_ci_low`` / ``_ci_high`` bootstrap percentile interval, for the audited model.
+        One row (``domain = "overall"``) with ``n``, ``positives``, every metric with its
+        ``_ci_low`` / ``_ci_high`` bootstrap percentile interval, for the audited model, then
+        ``testable`` and ``note`` (see ``min_n`` of :func:`split_domains`).
     by_domain : DataFrame
         The same columns, one row per domain (the audited model); the ``table`` of
-        :meth:`to_dict`.
+        :meth:`to_dict`. A domain below the floor keeps its ``n`` and point estimates, but no
+        interval (NaN), ``testable = False`` and a ``note`` starting "too small to test".
     by_model : DataFrame
         ``model`` column plus the same columns, for the audited model and every baseline, over
         ``"overall"`` and every domain.
     comparison : DataFrame
         With baselines: one row per baseline x domain x metric, ``difference`` = audited model
         minus baseline, paired bootstrap CI (the same resampled rows for both models),
-        two-sided bootstrap ``p_value``, Benjamini–Hochberg ``q_value`` over all rows, and
+        two-sided bootstrap ``p_value``, Benjamini–Hochberg ``q_value`` over the testable rows,
         ``model_better`` / ``baseline_better`` (q < ``fdr`` in that model's favour, taking into
-        account whether higher is better). Empty without baselines.
+        account whether higher is better) and ``testable``. A domain below the floor keeps its
+        two values and their difference, with no CI, p or q (it is not in the BH family) and
+        neither model better. Empty without baselines.
     metrics : tuple of str
     task : str
     model_name : str
@@ -69,7 +81,7 @@ class DomainResult(ResultMixin):
     ci, threshold, fdr : float
     params : dict
         What the result was computed with (``n_boot``, ``ci``, ``fdr``, ``threshold``,
-        ``bins``, ``random_state``, ``overall_from_panel``).
+        ``bins``, ``random_state``, ``overall_from_panel``, ``min_n``, ``min_events``).
     """
 
     overall: pd.DataFrame
@@ -113,7 +125,8 @@ class DomainResult(ResultMixin):
         The gap is ``max - min`` over domains (as in fairlearn's ``MetricFrame.difference``).
         Domains are resampled independently, so replicate ``b`` of the domain with the highest
         value minus replicate ``b`` of the domain with the lowest gives the percentile interval
-        and a two-sided bootstrap p-value of that gap. The pair is chosen on the same data, so
+        and a two-sided bootstrap p-value of that gap. Only testable domains (at or above the
+        ``min_n`` / ``min_events`` floor) take part. The pair is chosen on the same data, so
         read the interval as describing these two domains, not as a test of "any gap".
 
         Parameters
@@ -135,7 +148,8 @@ class DomainResult(ResultMixin):
                              f"{list(self._replicates)}.")
         metrics = self.metrics if metric is None else check_metrics(metric, self.task)
         table = self.by_model[(self.by_model["model"] == model)
-                              & (self.by_model["domain"] != OVERALL)].set_index("domain")
+                              & (self.by_model["domain"] != OVERALL)
+                              & self.by_model["testable"]].set_index("domain")
         rows = []
         for m in metrics:
             vals = table[m].dropna()
@@ -159,7 +173,8 @@ class DomainResult(ResultMixin):
     # ---------------------------------------------------------------- findings
     def findings(self) -> list[Finding]:
         """A ``domain_gap`` when the headline metric differs between domains (CI excludes 0),
-        and ``baseline_outperforms`` for each domain where a baseline beats the model."""
+        and ``baseline_outperforms`` for each domain where a baseline beats the model. No
+        finding rests on a domain below the ``min_n`` / ``min_events`` floor."""
         out: list[Finding] = []
         m = self._metric(None)
         gap = self.difference(m)
@@ -217,15 +232,18 @@ class DomainResult(ResultMixin):
             t = self.by_model[self.by_model["model"] == name].set_index("domain").reindex(domains)
             y = ypos + 0.4 - height * (k + 0.5)
             est = t[m].to_numpy(dtype=float)
-            lo = est - t[f"{m}_ci_low"].to_numpy(dtype=float)
-            hi = t[f"{m}_ci_high"].to_numpy(dtype=float) - est
+            # a domain below the floor has no interval: its point is drawn without one
+            lo = np.nan_to_num(est - t[f"{m}_ci_low"].to_numpy(dtype=float))
+            hi = np.nan_to_num(t[f"{m}_ci_high"].to_numpy(dtype=float) - est)
             ax.errorbar(est, y, xerr=np.vstack([lo, hi]), fmt="o" if k == 0 else "s",
                         color=colors[k % len(colors)], capsize=2, ms=5 if k == 0 else 4,
                         label=name)
         ref = float(self.overall[m].iloc[0])
         ax.axvline(ref, color="grey", ls="--", lw=1)
-        ns = self.by_model[self.by_model["model"] == self.model_name].set_index("domain")["n"]
-        ax.set_yticks(ypos, [f"{d}  (n={int(ns.get(d, 0))})" for d in domains])
+        main = self.by_model[self.by_model["model"] == self.model_name].set_index("domain")
+        ax.set_yticks(ypos, [f"{d}  (n={int(main.loc[d, 'n'])}"
+                             f"{'' if main.loc[d, 'testable'] else ', too small to test'})"
+                             if d in main.index else d for d in domains])
         ax.set_xlabel(f"{LABELS[m]} ({self.ci:.0%} bootstrap CI)")
         ax.set_title(f"{LABELS[m]} by domain")
         if len(models) > 1:
@@ -254,6 +272,8 @@ def split_domains(
     ci: float = DEFAULT_CI,
     fdr: float = DEFAULT_FDR,
     model_name: str | None = None,
+    min_n: int = MIN_N,
+    min_events: int = MIN_EVENTS,
     verbose: bool = True,
 ) -> DomainResult:
     """Metrics of a model in every domain, with bootstrap CIs, and against glass-box baselines.
@@ -310,6 +330,16 @@ def split_domains(
     model_name : str, optional
         Display name of the audited model (default: the model's own name, ``"model"`` without
         one).
+    min_n : int
+        Smallest domain a claim may rest on (rows).
+    min_events : int
+        Smallest count of each outcome in a domain: positives and negatives (binary), rows of
+        every class (multiclass); regression needs rows only. A domain below ``min_n`` or
+        ``min_events`` keeps its row (``n``, the point estimates) with ``testable = False`` and
+        a ``note`` saying it is too small to test; it gets no interval, no p- or q-value (it is
+        left out of the Benjamini–Hochberg family: the floor depends on the labels only, never
+        on the model's errors, so dropping it is the same as never testing it, and counting it
+        would only cost the other domains power), and no finding rests on it.
     verbose : bool
         Progress bar over the domains.
 
@@ -337,6 +367,7 @@ def split_domains(
     threshold = check_probability(threshold, "threshold")
     ci = check_probability(ci, "ci")
     fdr = check_probability(fdr, "fdr")
+    min_n, min_events = check_floor(min_n, min_events)
     rng = check_random_state(random_state)
     names, rows, by_cols = resolve_domains(by, data, bins=bins)
 
@@ -368,17 +399,23 @@ def split_domains(
 
     records: list[dict[str, Any]] = []
     reps: dict[str, dict[str, Mapping[str, np.ndarray]]] = {m: {} for m in all_scores}
+    n_classes = None if data.classes is None else len(data.classes)
     for (gname, idx, _), p in zip(groups, panels):
         positives = int(y_arr[idx].sum()) if data.task == "binary" else np.nan
+        note = floor_note(len(idx), min_n, label_events(y_arr[idx], data.task, n_classes),
+                          min_events)
         for mn in all_scores:
             reps[mn][gname] = {m: p.replicates[mn][m] for m in metrics}
             rec: dict[str, Any] = {"model": mn, "domain": gname, "n": len(idx),
                                    "positives": positives}
             for m in metrics:
-                lo, hi = percentile_ci(p.replicates[mn][m], ci)
+                lo, hi = percentile_ci(p.replicates[mn][m], ci) if not note else (np.nan,
+                                                                                   np.nan)
                 rec[m] = float(p.point[mn][m])
                 rec[f"{m}_ci_low"] = lo
                 rec[f"{m}_ci_high"] = hi
+            rec["testable"] = not note
+            rec["note"] = note
             records.append(rec)
     by_model = pd.DataFrame(records)
     main = by_model[by_model["model"] == name].drop(columns="model")
@@ -390,7 +427,7 @@ def split_domains(
               "random_state": random_state if random_state is None
               or isinstance(random_state, (int, np.integer)) else type(random_state).__name__,
               "overall_from_panel": from_panel,
-              "overall_n_boot": panels[0].n_boot}
+              "overall_n_boot": panels[0].n_boot, "min_n": min_n, "min_events": min_events}
     return DomainResult(overall=overall_row, by_domain=by_domain, by_model=by_model,
                         comparison=comparison, metrics=metrics, task=data.task,
                         model_name=name, by=by_cols, n_boot=n_boot, ci=ci,
@@ -452,7 +489,8 @@ def _usable_panel(panel: Any, scores: Mapping[str, np.ndarray], data: Any,
 def _compare(reps: Mapping, by_model: pd.DataFrame, model_name: str, metrics: Sequence[str],
              ci: float, fdr: float) -> pd.DataFrame:
     cols = ["baseline", "domain", "metric", "model_value", "baseline_value", "difference",
-            "ci_low", "ci_high", "p_value", "q_value", "model_better", "baseline_better", "n"]
+            "ci_low", "ci_high", "p_value", "q_value", "model_better", "baseline_better", "n",
+            "testable"]
     table = by_model.set_index(["model", "domain"])
     rows = []
     for bname in reps:
@@ -460,19 +498,22 @@ def _compare(reps: Mapping, by_model: pd.DataFrame, model_name: str, metrics: Se
             continue
         for dname in reps[model_name]:
             for m in metrics:
-                d = difference_summary(reps[model_name][dname][m] - reps[bname][dname][m], ci)
+                testable = bool(table.loc[(model_name, dname), "testable"])
+                d = difference_summary(reps[model_name][dname][m] - reps[bname][dname][m], ci) \
+                    if testable else {"ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
                 a = float(table.loc[(model_name, dname), m])
                 b = float(table.loc[(bname, dname), m])
                 rows.append({"baseline": bname, "domain": dname, "metric": m, "model_value": a,
                              "baseline_value": b, "difference": a - b, "ci_low": d["ci_low"],
                              "ci_high": d["ci_high"], "p_value": d["p_value"],
-                             "n": int(table.loc[(model_name, dname), "n"])})
+                             "n": int(table.loc[(model_name, dname), "n"]),
+                             "testable": testable})
     if not rows:
         return pd.DataFrame(columns=cols)
     out = pd.DataFrame(rows)
     out["q_value"] = bh_adjust(out["p_value"].to_numpy())
     sign = np.where([HIGHER_IS_BETTER[m] for m in out["metric"]], 1.0, -1.0)
-    signif = out["q_value"].to_numpy() < fdr
+    signif = out["q_value"].to_numpy() < fdr  # NaN (untestable) is never significant
     out["model_better"] = signif & (sign * out["difference"].to_numpy() > 0)
     out["baseline_better"] = signif & (sign * out["difference"].to_numpy() < 0)
     return out[cols]

@@ -284,12 +284,16 @@ class ModelAdapter:
                 return _sigmoid(raw)
             p = _softmax(raw)
         else:
+            if np.any((raw < 0) | (raw > 1)):
+                raise ValueError(f"model {self.name!r} was declared output='probabilities' "
+                                 "but returned values outside [0, 1]; pass output='logits'.")
             if raw.ndim == 1:
-                if np.any((raw < 0) | (raw > 1)):
-                    raise ValueError(f"model {self.name!r} was declared output='probabilities' "
-                                     "but returned values outside [0, 1]; pass output='logits'.")
                 return raw
             p = raw
+        if self.task == "binary" and p.shape[1] > 2:
+            raise ValueError(f"model {self.name!r} returns {p.shape[1]} outputs per row, but the "
+                             "task is 'binary'; expected 1 output (a logit or P(y = 1)) or 2 "
+                             "class columns (pass task='multiclass' for more classes).")
         if p.shape[1] == 2 and self.task != "multiclass":
             return p[:, 1]
         return p

@@ -23,7 +23,7 @@ from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, describe
 from ..stats import LABELS, canonical_metric
 from ._ebm import EBMGlassBox, ebm_class, ebm_params
-from ._glassbox import KINDS, GlassBoxModel
+from ._glassbox import KINDS, LINEAR_KINDS, GlassBoxModel
 from ._linear import LinearGlassBox, linear_best_params, linear_fixed, linear_search
 from ._tree import TreeGlassBox, tree_depth_path_search, tree_fixed, tree_search
 
@@ -32,12 +32,30 @@ TUNINGS = ("cv", "none")
 SCORING = {"binary": "roc_auc", "multiclass": "neg_log_loss", "regression": "r2"}
 OPTIONS = ("cv", "ebm_params", "ebm_grid", "logistic_grid", "tree_grid", "scoring", "n_jobs",
            "task", "feature_names", "n_background")
-_CLASSES = {"ebm": EBMGlassBox, "logistic": LinearGlassBox, "tree": TreeGlassBox}
+_CLASSES = {"ebm": EBMGlassBox, "logistic": LinearGlassBox, "linear": LinearGlassBox,
+            "tree": TreeGlassBox}
+
+
+def linear_name(task: str) -> str:
+    """The name of the penalised linear baseline of a task: ``"linear"`` for a regression,
+    ``"logistic"`` for a classification.
+
+    Examples
+    --------
+    >>> linear_name("regression"), linear_name("binary")
+    ('linear', 'logistic')
+    """
+    return "linear" if task == "regression" else "logistic"
 
 
 class BaselinesResult(ResultMixin, Mapping):
-    """Read-only mapping of name (``"ebm"``, ``"logistic"``, ``"tree"``) to a fitted
-    :class:`GlassBoxModel`, returned by :func:`fit_baselines`.
+    """Read-only mapping of name (``"ebm"``, ``"logistic"`` or, for a regression,
+    ``"linear"``, ``"tree"``) to a fitted :class:`GlassBoxModel`, returned by
+    :func:`fit_baselines`.
+
+    Looking a name up accepts the other spelling of the linear baseline (``base["logistic"]``
+    of a regression is its ``"linear"`` model), as ``kinds=`` does; the keys, the tables and
+    the models' names are the task's own spelling.
 
     Attributes
     ----------
@@ -66,6 +84,8 @@ class BaselinesResult(ResultMixin, Mapping):
                                       "random_state": random_state})
 
     def __getitem__(self, name: str) -> GlassBoxModel:
+        if name in LINEAR_KINDS and name not in self._models:
+            name = linear_name(self.task)
         try:
             return self._models[name]
         except KeyError:
@@ -164,8 +184,10 @@ def fit_baselines(
     y_train : array-like of shape (n,)
         Binary, multiclass (``0..K-1``) or regression target; the task is inferred by
         :class:`~confoundry.AuditData` unless ``task=`` is given.
-    kinds : sequence of {"ebm", "logistic", "tree"}
-        Which baselines to fit. ``"logistic"`` is a ridge/lasso linear model for regression.
+    kinds : sequence of {"ebm", "logistic", "linear", "tree"}
+        Which baselines to fit. ``"logistic"`` and ``"linear"`` both ask for the penalised
+        linear baseline, which is named for what it is: ``"logistic"`` (logistic regression)
+        for a classification task, ``"linear"`` (ridge or lasso) for a regression.
     tuning : {"cv", "none"}
         ``"cv"``: grid search by (stratified) k-fold cross-validation with one scoring rule for
         every model: logistic regression over the L2 penalty ``C`` (regression: ridge and lasso
@@ -206,7 +228,7 @@ def fit_baselines(
     if unknown:
         raise TypeError(f"fit_baselines() got unknown option(s) {unknown}; expected keyword "
                         f"arguments from {list(OPTIONS)}.")
-    kinds = _check_kinds(kinds)
+    kinds = _check_kinds(kinds)  # the linear baseline's spelling is settled once the task is
     if tuning not in TUNINGS:
         raise ValueError(f"tuning={tuning!r} is not valid; expected one of {TUNINGS}.")
     cv = check_positive_int(options.get("cv", 5), "cv", minimum=2)
@@ -224,6 +246,7 @@ def fit_baselines(
         raise ValueError(f"X_train has shape {data.values.shape}; glass-box baselines need "
                          "tabular (n_samples, n_features) input.")
     task = data.task
+    kinds = _task_kinds(kinds, task)
     X = data.values
     y = data.y
     scoring = options.get("scoring") or SCORING[task]
@@ -235,7 +258,8 @@ def fit_baselines(
                              "stratified cross-validation (lower cv or use tuning='none').")
 
     rng = check_random_state(random_state)
-    seeds = {name: int_seed(rng) for name in ("cv", "ebm", "logistic", "tree", "background")}
+    seeds = {name: int_seed(rng) for name in ("cv", "ebm", linear_name(task), "tree",
+                                              "background")}
     bg_rng = np.random.default_rng(seeds["background"])
     bg_rows = (np.sort(bg_rng.choice(len(X), n_background, replace=False))
                if len(X) > n_background else np.arange(len(X)))
@@ -283,6 +307,16 @@ def _check_kinds(kinds: Any) -> tuple[str, ...]:
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"kinds={list(kinds)} has duplicates; expected each kind once.")
     return kinds
+
+
+def _task_kinds(kinds: tuple[str, ...], task: str) -> tuple[str, ...]:
+    """``kinds`` with the linear baseline spelled for ``task`` (``"linear"`` for a
+    regression, ``"logistic"`` otherwise)."""
+    named = tuple(linear_name(task) if k in LINEAR_KINDS else k for k in kinds)
+    if len(set(named)) != len(named):
+        raise ValueError(f"kinds={list(kinds)} asks for the linear baseline twice ('logistic' "
+                         "and 'linear' are two spellings of it); expected each kind once.")
+    return named
 
 
 def _splitter(task: str, cv: int, seed: int) -> Any:
@@ -336,7 +370,7 @@ def _fit_one(kind: str, task: str, X: np.ndarray, y: np.ndarray, *, tuning: str,
                                                             "max_bins", "learning_rate")
                                       if k in shown}, **best})
         return est, record
-    if kind == "logistic":
+    if kind in LINEAR_KINDS:
         if tuning == "cv":
             pipe, grid, space = linear_search(task, options.get("logistic_grid"), seed)
             est, record = _grid_search(pipe, grid, X, y, splitter=splitter, scoring=scoring,

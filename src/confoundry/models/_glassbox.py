@@ -25,9 +25,15 @@ try:
 except ImportError:  # pragma: no cover
     torch = None  # type: ignore[assignment]
 
-KINDS = ("ebm", "logistic", "tree")
+#: the baselines ``fit_baselines(kinds=...)`` accepts: ``"logistic"`` and ``"linear"`` are two
+#: spellings of the penalised linear baseline, named ``"logistic"`` for a classification task
+#: and ``"linear"`` for a regression (what it is) whichever spelling asked for it.
+KINDS = ("ebm", "logistic", "linear", "tree")
+#: the two spellings of the penalised linear baseline.
+LINEAR_KINDS = ("logistic", "linear")
 #: what ``explain`` reports as ``AttributionResult.method`` for each kind.
-METHODS = {"ebm": "ebm_local", "logistic": "logistic_linear", "tree": "tree_shap"}
+METHODS = {"ebm": "ebm_local", "logistic": "logistic_linear", "linear": "linear",
+           "tree": "tree_shap"}
 #: number of grid points of a shape curve for continuous features.
 SHAPE_GRID = 50
 
@@ -52,8 +58,10 @@ class GlassBoxModel:
     Attributes
     ----------
     name : str
-        Display name (``"ebm"``, ``"logistic"`` or ``"tree"``).
-    kind : {"ebm", "logistic", "tree"}
+        Display name (``"ebm"``, ``"logistic"``, ``"linear"`` or ``"tree"``).
+    kind : {"ebm", "logistic", "linear", "tree"}
+        ``"logistic"`` is the penalised linear model of a classification task, ``"linear"``
+        that of a regression.
     task : {"binary", "multiclass", "regression"}
     feature_names : list of str
     classes : ndarray or None
@@ -214,11 +222,12 @@ class GlassBoxModel:
         groups = [(None, df)] if "class" not in df else list(df.groupby("class"))
         for key, g in groups:
             label = None if key is None else f"class {key}"
-            ax.plot(g["value"], g["effect"], drawstyle="steps-mid" if self.kind != "logistic"
-                    else "default", label=label)
+            linear = self.kind in LINEAR_KINDS
+            ax.plot(g["value"], g["effect"], drawstyle="default" if linear else "steps-mid",
+                    label=label)
             if g["ci_low"].notna().any():
                 ax.fill_between(g["value"], g["ci_low"], g["ci_high"], alpha=0.25,
-                                step="mid" if self.kind != "logistic" else None)
+                                step=None if linear else "mid")
         ax.axhline(0, color="0.6", lw=0.8)
         ax.set_xlabel(feature)
         ax.set_ylabel("effect on " + ("prediction" if self.task == "regression" else "logit"))

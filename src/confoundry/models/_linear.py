@@ -84,6 +84,11 @@ class LinearGlassBox(GlassBoxModel):
 
     kind = "logistic"
 
+    def __init__(self, estimator: Any, **kwargs: Any) -> None:
+        super().__init__(estimator, **kwargs)
+        # named for what it is: a logistic regression classifies, ridge/lasso regress
+        self.kind = "linear" if self.task == "regression" else "logistic"
+
     def _parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         scaler = self.estimator.named_steps["scale"]
         model = self.estimator.named_steps["model"]

@@ -59,6 +59,43 @@ def bootstrap_weights(
         yield W
 
 
+def check_labels_scores(y: Any, scores: Any, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores as arrays that fit ``task``, or a ``ValueError`` naming the argument.
+
+    Finite labels (and scores), one score per label for a binary or regression task, ``(n, K)``
+    class probabilities for a multiclass task with labels in ``0..K-1``.
+
+    Examples
+    --------
+    >>> check_labels_scores([0, 1], [[0.2, 0.5, 0.3]] * 2, "binary")
+    Traceback (most recent call last):
+    ...
+    ValueError: scores has shape (2, 3); expected (2,) scores (one per label) for task='binary'.
+    """
+    y = np.asarray(y)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"y has shape {y.shape}; expected a non-empty 1-D array of labels.")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"y has dtype {y.dtype}; expected numeric labels.")
+    if not np.all(np.isfinite(y.astype(np.float64))):
+        raise ValueError("y contains NaN or infinite values; expected finite labels.")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contains NaN or infinite values; expected finite scores.")
+    n = len(y)
+    if task == "multiclass":
+        if s.ndim != 2 or s.shape[0] != n:
+            raise ValueError(f"scores has shape {s.shape}; expected ({n}, K) class "
+                             "probabilities for task='multiclass'.")
+        if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= s.shape[1]:
+            raise ValueError(f"y has labels outside 0..{s.shape[1] - 1}; expected class indices "
+                             f"of the {s.shape[1]} score columns.")
+    elif s.shape != (n,):
+        raise ValueError(f"scores has shape {s.shape}; expected ({n},) scores (one per label) "
+                         f"for task={task!r}.")
+    return y, s
+
+
 def _score_order(scores: np.ndarray, task: str) -> np.ndarray:
     """Order that sorts binary scores ascending (so rank metrics skip a gather per replicate).
 
@@ -109,7 +146,7 @@ def bootstrap_metrics(
     metrics = check_metrics(metrics, task)
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
-    y, scores = _sorted_by_score(np.asarray(y), np.asarray(scores, dtype=np.float64), task)
+    y, scores = _sorted_by_score(*check_labels_scores(y, scores, task), task)
     point = weighted_metrics(y, scores, None, task=task, metrics=metrics, threshold=threshold)
     reps = {m: [] for m in metrics}
     for W in bootstrap_weights(len(y), n_boot, strata=_strata_for(y, task, stratify),
@@ -158,7 +195,8 @@ def paired_bootstrap(
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_probability(ci, "ci")
     # a row order symmetric in (a, b), so that swapping the models mirrors the result exactly
-    sa, sb = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
+    _, sa = check_labels_scores(y, scores_a, task)
+    _, sb = check_labels_scores(y, scores_b, task)
     order = _score_order(sa + sb, task) if sa.ndim == 1 else np.arange(len(sa))
     y, scores_a, scores_b = (np.asarray(v)[order] for v in (y, scores_a, scores_b))
     pa = weighted_metrics(y, scores_a, None, task=task, metrics=metrics, threshold=threshold)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils import check_random_state, int_seed, thread_map
-from ._bootstrap import bootstrap_weights
+from ._bootstrap import bootstrap_weights, check_labels_scores
 from ._conventions import DEFAULT_CI
 from ._intervals import percentile_ci
 from ._metrics import check_metrics, weighted_metrics
@@ -127,6 +127,8 @@ def bootstrap_panel(y: Any, scores: Mapping[str, Any], *, task: str, metrics: An
     reference = next(iter(scores)) if reference is None else reference
     seed = (int(random_state) if isinstance(random_state, (int, np.integer))
             else int_seed(check_random_state(random_state)))
+    for s in scores.values():
+        y, _ = check_labels_scores(y, s, task)
     y = np.asarray(y)
     order = (np.argsort(np.asarray(scores[reference]), kind="mergesort")
              if task == "binary" else np.arange(len(y)))
