@@ -250,3 +250,80 @@ def test_console_script_is_declared():
 
     eps = [ep for ep in metadata.entry_points(group="console_scripts") if ep.name == "confoundry"]
     assert eps and eps[0].value == "confoundry.cli:main"
+
+
+def _break_step(monkeypatch, name):
+    import dataclasses
+
+    from confoundry.audit import _steps
+
+    def explode(ctx):
+        raise IndexError("tuple index out of range")
+
+    monkeypatch.setattr(_steps, "STEPS", tuple(
+        dataclasses.replace(st, run=explode) if st.name == name else st for st in _steps.STEPS))
+    return next(st for st in _steps.STEPS if st.name == name)
+
+
+def test_report_summary_lists_unanswered_questions(project, capsys, monkeypatch):
+    tmp, cfg = project
+    st = _break_step(monkeypatch, "performance")
+    code = cli.main(["report", str(cfg), "--out", str(tmp / "r.html")])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    assert "No serious problem" not in lines[0] and "question" in lines[0]
+    i = lines.index("Unanswered (a step failed):")
+    assert st.question in lines[i + 1] and "IndexError" in lines[i + 1]
+    assert "Not asked (an input is missing):" not in out  # steps= left the others out
+
+
+def test_report_strict_stops_at_the_failed_step(project, capsys, monkeypatch):
+    tmp, cfg = project
+    _break_step(monkeypatch, "performance")
+    code = cli.main(["report", str(cfg), "--out", str(tmp / "r.html"), "--strict", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_ERROR
+    assert "IndexError: tuple index out of range" in err and "audit step 'performance'" in err
+    assert not (tmp / "r.html").exists()
+
+
+def test_report_checkpoint_dir_resumes(project, capsys):
+    import json
+
+    tmp, cfg = project
+    args = ["report", str(cfg), "--out", str(tmp / "r.html"), "--json", str(tmp / "r.json"),
+            "--quiet", "--checkpoint-dir", str(tmp / "ck")]
+    assert cli.main(args) == 0
+    first = json.loads((tmp / "r.json").read_text())["steps"]
+    assert not any(s["from_checkpoint"] for s in first.values())
+    assert cli.main(args) == 0
+    again = json.loads((tmp / "r.json").read_text())["steps"]
+    assert all(s["from_checkpoint"] for s in again.values() if s["status"] == "ran")
+    assert "ran (from checkpoint)" in (tmp / "r.html").read_text(encoding="utf-8")
+    (tmp / "file").write_text("x")
+    bad = ["report", str(cfg), "--out", str(tmp / "r.html"), "--checkpoint-dir",
+           str(tmp / "file")]
+    assert cli.main(bad) == cli.EXIT_ERROR
+    assert "--checkpoint-dir" in capsys.readouterr().err
+
+
+def test_report_interrupted_with_checkpoint_writes_the_partial_report(project, capsys,
+                                                                      monkeypatch):
+    import dataclasses
+
+    from confoundry.audit import _steps
+
+    tmp, cfg = project
+
+    def stop(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_steps, "STEPS", tuple(
+        dataclasses.replace(st, run=stop) if st.name == "probes" else st for st in _steps.STEPS))
+    code = cli.main(["report", str(cfg), "--out", str(tmp / "r.html"), "--quiet",
+                     "--checkpoint-dir", str(tmp / "ck")])
+    assert code == cli.EXIT_INTERRUPTED == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    page = (tmp / "r.html").read_text(encoding="utf-8")
+    assert "The audit was interrupted" in page and "interrupted (KeyboardInterrupt)" in page

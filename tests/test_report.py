@@ -146,6 +146,63 @@ def test_write_html_and_to_html_path(small_result, tmp_path):
     assert (tmp_path / "w.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
+@pytest.mark.parametrize("how", ["render raises", "text cannot be encoded", "rename fails"])
+@pytest.mark.parametrize("writer", ["to_html", "to_json", "write_html"])
+def test_a_failing_write_leaves_the_older_file_whole(small_result, tmp_path, monkeypatch,
+                                                     writer, how):
+    import os
+
+    import confoundry.report as report_pkg
+    from confoundry.report import _files
+
+    path = tmp_path / ("r.json" if writer == "to_json" else "r.html")
+    path.write_text("the older report", encoding="utf-8")
+    os.chmod(path, 0o644)
+    if how == "render raises":
+        def boom(*a, **k):
+            raise RuntimeError("render failed")
+
+        monkeypatch.setattr(report_pkg, "render_html", boom)
+        monkeypatch.setattr("confoundry.report._html.render_html", boom)
+        monkeypatch.setattr("confoundry._result.dumps", boom)
+        exc = RuntimeError
+    elif how == "text cannot be encoded":  # fails half-way through in a plain open("w")
+        monkeypatch.setattr(report_pkg, "render_html", lambda *a, **k: "<html>" + "\ud800")
+        monkeypatch.setattr("confoundry.report._html.render_html",
+                            lambda *a, **k: "<html>" + "\ud800")
+        monkeypatch.setattr("confoundry._result.dumps", lambda *a, **k: "{" + "\ud800")
+        exc = UnicodeEncodeError
+    else:
+        def no_rename(src, dst):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(_files.os, "replace", no_rename)
+        exc = OSError
+    with pytest.raises(exc):
+        if writer == "to_html":
+            small_result.to_html(path)
+        elif writer == "to_json":
+            small_result.to_json(path)
+        else:
+            write_html(small_result, path)
+    assert path.read_text(encoding="utf-8") == "the older report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_keeps_permissions_of_a_plain_write(small_result, tmp_path):
+    import json
+    import os
+
+    small_result.to_html(tmp_path / "new.html")
+    with open(tmp_path / "plain.html", "w") as fh:
+        fh.write("x")
+    assert (os.stat(tmp_path / "new.html").st_mode & 0o777
+            == os.stat(tmp_path / "plain.html").st_mode & 0o777)
+    small_result.to_json(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["type"] == "AuditResult"
+
+
 def test_render_html_rejects_bad_input(evil_result):
     with pytest.raises(TypeError, match="expected an AuditResult"):
         render_html({"steps": 1})

@@ -227,23 +227,37 @@ class Verdict:
 
     Reads like a mapping too (``verdict["level"]``), so code written for the dict keeps working.
 
+    Parameters
+    ----------
+    level : {"high", "medium", "low", "info"}
+    text : str
+    counts : mapping of severity to int
+    unanswered : tuple of dict
+        The questions the audit did not answer, one dict per step with ``step``, ``question``,
+        ``status`` (``"failed"``: the step raised, or a step it uses did; ``"interrupted"``;
+        ``"skipped"``: an input it needs was not given) and ``reason``. Steps left out on
+        request (``steps=``) are not listed.
+
     Examples
     --------
     >>> v = Verdict("high", "Do not rely on this model yet.", {"high": 1})
-    >>> v.level, v["text"]
-    ('high', 'Do not rely on this model yet.')
+    >>> v.level, v["text"], v.unanswered
+    ('high', 'Do not rely on this model yet.', ())
     """
 
     level: str
     text: str
     counts: Mapping[str, int] = field(default_factory=dict)
+    unanswered: tuple[Mapping[str, str], ...] = ()
+
+    _KEYS = ("level", "text", "counts", "unanswered")
 
     def __post_init__(self) -> None:
         if self.level not in _SEVERITY_RANK:
             raise ValueError(f"level={self.level!r} is not valid; expected one of {SEVERITIES}.")
 
     def __getitem__(self, key: str) -> Any:
-        if key not in ("level", "text", "counts"):
+        if key not in self._KEYS:
             raise KeyError(key)
         return getattr(self, key)
 
@@ -254,11 +268,24 @@ class Verdict:
             return default
 
     def keys(self) -> tuple[str, ...]:
-        return ("level", "text", "counts")
+        return self._KEYS
+
+    def questions(self, status: str) -> list[str]:
+        """The unanswered questions whose step has ``status`` (failed, interrupted, skipped).
+
+        Examples
+        --------
+        >>> v = Verdict("low", "t", {}, ({"step": "probes", "question": "Q?",
+        ...                                "status": "failed", "reason": "boom"},))
+        >>> v.questions("failed"), v.questions("skipped")
+        (['Q?'], [])
+        """
+        return [u["question"] for u in self.unanswered if u["status"] == status]
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "text": self.text,
-                "counts": {str(k): int(v) for k, v in self.counts.items()}}
+                "counts": {str(k): int(v) for k, v in self.counts.items()},
+                "unanswered": [dict(u) for u in self.unanswered]}
 
     def __str__(self) -> str:
         return self.text

@@ -4,6 +4,7 @@
 
     confoundry demo pneumonia --out report.html [--json report.json] [--n N] [--quick]
     confoundry report CONFIG.toml --out report.html [--json report.json]
+                      [--checkpoint-dir DIR] [--strict]
 
 Bad input ends with a one-line error and a non-zero exit status (``--debug`` shows the
 traceback). Nothing is unpickled: the model comes from a Python entry point named in the config.
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 CONFIG_HELP = """\
@@ -46,15 +47,18 @@ CONFIG.toml names the data, the model and the audit options, e.g.
   attribution_method = "auto"
   n_boot = 1000
   n_permutations = 1000
+  strict = false                    # true: stop at the first step that raises
 
-Nothing is unpickled: the entry point is your own code, which loads the model as it sees fit.
+With --checkpoint-dir DIR every finished step is stored in DIR as it finishes; running the same
+command again (after a crash, a killed job or Ctrl-C) loads those steps instead of recomputing
+them. Nothing is unpickled: the entry point is your own code, which loads the model as it sees fit.
 The directory of CONFIG.toml is put on sys.path so that a module next to it can be imported.
 """
 
 _AUDIT_KEYS = {
     "random_state", "expectations", "attribution_method", "n_boot", "n_permutations",
     "max_attribution_rows", "baseline_kinds", "layer", "n_repeats", "steps", "group_column",
-    "verbose",
+    "verbose", "strict",
 }
 
 
@@ -100,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: report.html)")
     rep.add_argument("--json", dest="json_path", default=None, help="also write the JSON record")
     rep.add_argument("--quiet", action="store_true", help="no progress display")
+    rep.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=None, metavar="DIR",
+                     help="store each finished step in DIR and resume from it when run again")
+    rep.add_argument("--strict", action="store_true", default=None,
+                     help="stop at the first step that raises (default: record it as failed "
+                          "and go on)")
     rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                      help="show the full traceback on errors")
     return parser
@@ -336,6 +345,8 @@ def run_report(args: argparse.Namespace) -> int:
     from confoundry import Audit
 
     verbose = bool(acfg.pop("verbose", not args.quiet)) and not args.quiet
+    if getattr(args, "strict", None):
+        acfg["strict"] = True
     try:
         audit = Audit(model, X_test, y_test, metadata=meta, X_train=X_train, y_train=y_train,
                       preprocess=preprocess, train_fn=train_fn, verbose=verbose,
@@ -343,7 +354,10 @@ def run_report(args: argparse.Namespace) -> int:
                       metadata_train=meta_train if train_fn is not None else None, **acfg)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
-    result = audit.run()
+    ckpt = getattr(args, "checkpoint_dir", None)
+    if ckpt is not None and Path(ckpt).exists() and not Path(ckpt).is_dir():
+        raise CLIError(f"--checkpoint-dir={ckpt!r} is a file; expected a folder")
+    result = audit.run(checkpoint_dir=ckpt)
     result.to_html(args.out)
     if args.json_path:
         result.to_json(args.json_path)
@@ -352,6 +366,10 @@ def run_report(args: argparse.Namespace) -> int:
         _print_findings(result)
     _say(f"{v['text']} Wrote {args.out}" + (f" and {args.json_path}" if args.json_path else ""),
          args, force=True)
+    if any(s.status == "interrupted" for s in result.steps.values()):
+        _say(f"confoundry: interrupted; the finished steps are kept in {ckpt}: run the same "
+             "command again to resume", args, force=True)
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -369,6 +387,17 @@ def _print_findings(result: Any, *, limit: int = 10) -> None:
         print(textwrap.fill(line, width=100, subsequent_indent="    "))
     if len(findings) > limit:
         print(f"... and {len(findings) - limit} more finding(s) in the report.")
+    todo = list(getattr(v, "unanswered", ()) or ())
+    for status, head in (("failed", "Unanswered (a step failed):"),
+                         ("interrupted", "Unanswered (the audit was interrupted):"),
+                         ("skipped", "Not asked (an input is missing):")):
+        rows = [u for u in todo if u["status"] == status]
+        if rows:
+            print(head)
+        for u in rows:
+            why = f"{u['step']}: {u['reason']}" if status != "interrupted" else u["step"]
+            print(textwrap.fill(f"  - {u['question']} [{why}]", width=100,
+                                subsequent_indent="      "))
 
 
 def _check_out(path: str, suffix: str, flag: str) -> None:
@@ -411,13 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:  # pragma: no cover
         print("confoundry: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if debug:
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"confoundry: error: {type(exc).__name__}: {first} (run with --debug for the "
-              "traceback)", file=sys.stderr)
+        where = "".join(f" [{n}]" for n in getattr(exc, "__notes__", ()) or ())
+        print(f"confoundry: error: {type(exc).__name__}: {first}{where} (run with --debug for "
+              "the traceback)", file=sys.stderr)
         return EXIT_ERROR
 
 

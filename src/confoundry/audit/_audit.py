@@ -5,14 +5,17 @@ What runs is what :data:`confoundry.audit._steps.STEPS` says, in its order (see
 ``AuditData`` each), the model scores the test set once, every baseline scores it once, and the
 metric panel of all models is bootstrapped once (:class:`~confoundry.audit._context.AuditContext`).
 A step whose needs are not met is *skipped with a reason*; a step that raises is *failed with the
-error*; neither stops the audit, and both are recorded in ``AuditResult.steps`` and shown in the
-report.
+error* (type, message, last frame; a finding as severe as what its question costs, and the
+question listed as unanswered in the verdict); neither stops the audit (unless
+``strict=True``), and both are recorded in ``AuditResult.steps`` and shown in the report. With
+``run(checkpoint_dir=...)`` every finished step is stored as it finishes and loaded, not
+recomputed, by a re-run (:mod:`confoundry.audit._checkpoint`).
 """
 
 from __future__ import annotations
 
+import os
 import time
-import traceback
 import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -20,16 +23,32 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import check_random_state, progress, torch_seed
+from .._utils import check_random_state, torch_seed
 from ..data import AuditData
 from ..data._validation import check_positive_int, describe
 from ..models import as_model
 from . import _steps
 from ._audit_result import AuditResult, StepStatus
-from ._context import AuditContext, AuditOptions, Skip
+from ._checkpoint import Checkpoint, data_fingerprint, scores_fingerprint
+from ._context import AuditContext, AuditOptions
+from ._door import check_audit_inputs
 from ._findings import collect_findings
 from ._repro import record, torch_settings
+from ._runner import StepRunner, mark_interrupted
 from ._tables import DataSummaryResult
+
+
+def _check_folder(path: Any) -> str | None:
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_dir={path!r} is not valid; expected a folder path (str or "
+                        "os.PathLike).")
+    folder = os.path.abspath(os.fspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"checkpoint_dir={os.fspath(path)!r} is not valid; expected a folder, "
+                         "not a file.")
+    return folder
 
 
 def _step_seed(base: int, step: str) -> int:
@@ -100,6 +119,9 @@ class Audit:
         Run only these steps (names, or entries of ``confoundry.audit.STEPS``); the others are
         recorded as skipped on request. :func:`confoundry.audit_steps` lists them with what
         each needs.
+    strict : bool, keyword-only
+        Re-raise the first exception a step raises (the original exception, with a note naming
+        the step) instead of recording the step as failed and going on. Default False.
 
     Examples
     --------
@@ -143,6 +165,7 @@ class Audit:
         task: str | None = None,
         feature_kinds: Mapping[str, str] | None = None,
         metadata_kinds: Mapping[str, str] | None = None,
+        strict: bool = False,
     ) -> None:
         if y_test is None:
             raise ValueError("y_test is None; expected the test labels (one per row of X_test).")
@@ -220,6 +243,10 @@ class Audit:
         self.attribution_method = attribution_method
         self.random_state = random_state
         self.verbose = bool(verbose)
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"strict={strict!r} is not valid; expected True or False.")
+        self.strict = bool(strict)
+        check_audit_inputs(self)  # what needs the data and the model together (audit/_door.py)
 
     @property
     def options(self) -> AuditOptions:
@@ -250,24 +277,54 @@ class Audit:
         return out
 
     # ------------------------------------------------------------------ run
-    def run(self) -> AuditResult:
+    def run(self, *, checkpoint_dir: Any = None) -> AuditResult:
         """Run the declared steps and return an :class:`AuditResult`.
 
         The test set is validated and scored once, and so is every baseline; the metric panel
         is bootstrapped once; each step gets them explicitly. Torch's deterministic algorithms
         are requested for the duration of the run (and the previous setting restored); torch's
         global RNG is forked, so the user's RNG state is untouched.
+
+        Parameters
+        ----------
+        checkpoint_dir : str or path-like, optional
+            A folder (created if missing) where each step's result is stored as soon as it
+            finishes (JSON and numpy arrays, no pickle), keyed by the data, the model, the seed
+            and the options the step read. A re-run with the same folder loads every step
+            whose key still matches instead of recomputing it (``"ran (from checkpoint)"``);
+            a changed input or option recomputes only the steps that read it and the steps
+            that used those. With ``random_state=None`` the seed drawn by the first run is
+            kept in the folder and reused. A ``KeyboardInterrupt`` then returns the finished
+            steps, the others marked ``"interrupted"`` (without a folder it propagates).
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(120, 2)); y = (X[:, 0] > 0).astype(int)
+        >>> audit = Audit(LogisticRegression().fit(X, y), X, y, random_state=0, verbose=False,
+        ...               n_boot=20, steps=["data", "performance"])
+        >>> folder = tempfile.mkdtemp()
+        >>> first, again = audit.run(checkpoint_dir=folder), audit.run(checkpoint_dir=folder)
+        >>> first.steps["performance"].label, again.steps["performance"].label
+        ('ran', 'ran (from checkpoint)')
         """
+        folder = _check_folder(checkpoint_dir)
         rs = self.random_state
+        reused = None
         if isinstance(rs, (int, np.integer)):
             base = int(rs)
         elif rs is None:
-            base = int(np.random.SeedSequence().entropy % (2**31 - 1))
+            reused = None if folder is None else Checkpoint.stored_seed(folder)
+            base = reused if reused is not None else int(
+                np.random.SeedSequence().entropy % (2**31 - 1))
         else:
             base = int(check_random_state(rs).integers(0, 2**31 - 1))
         steps = _steps.STEPS  # read at run time: the list is the single source of truth
         seeds = {st.name: _step_seed(base, st.name) for st in steps}
         statuses: dict[str, StepStatus] = {}
+        ctx: AuditContext | None = None
         import torch
 
         prev = (torch.are_deterministic_algorithms_enabled(),
@@ -276,36 +333,70 @@ class Audit:
             torch.use_deterministic_algorithms(True, warn_only=True)
             settings = torch_settings()
             with torch_seed(base):
-                ctx = self._context(seeds)
-                self._run_steps(ctx, steps, statuses)
+                try:
+                    ctx = self._context(seeds)
+                except KeyboardInterrupt:
+                    if folder is None:
+                        raise
+                    mark_interrupted(steps, statuses, started=False)
+                if ctx is not None:
+                    ckpt = None
+                    if folder is not None:
+                        ckpt = Checkpoint(folder, base_seed=base, inputs=self._inputs(ctx))
+                        if rs is None:
+                            ckpt.store_seed()
+                            if reused is not None:
+                                ctx.notes.append(
+                                    f"random_state=None: the base seed {base} drawn by the "
+                                    "first run into checkpoint_dir was reused, so the run "
+                                    "resumes instead of starting over.")
+                    runner = StepRunner(only_steps=self.only_steps, strict=self.strict,
+                                        checkpoint=ckpt, verbose=self.verbose)
+                    runner.run_all(ctx, steps, statuses)
         finally:
             torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
-        findings = collect_findings(ctx.results, statuses, self.name,
+        results = {} if ctx is None else dict(ctx.results)
+        notes = () if ctx is None else tuple(dict.fromkeys(ctx.notes))
+        findings = collect_findings(results, statuses, self.name,
                                     tips={st.name: st.tip for st in steps})
         repro = record(base_seed=base, step_seeds=seeds, data=self.data, train=self.train,
                        model=self.model, random_state=rs, settings=settings)
-        data_res = ctx.results.get("data")
+        if folder is not None:
+            repro["checkpoint_dir"] = folder
+        data_res = results.get("data")
         data_info = dict(data_res.overview) if isinstance(data_res, DataSummaryResult) else {}
         return AuditResult(
-            steps=dict(statuses), results=dict(ctx.results), model_name=self.name,
+            steps=dict(statuses), results=results, model_name=self.name,
             task=str(self.data.task), data=data_info, reproducibility=repro,
-            options=self._options(ctx), notes=tuple(ctx.notes), findings_=tuple(findings),
+            options=self._options(ctx), notes=notes, findings_=tuple(findings),
             layout=_steps.layout(steps))
+
+    def _inputs(self, ctx: AuditContext) -> dict[str, Any]:
+        """Fingerprints of what a step may read (the checkpoint's keys)."""
+        return {"data": data_fingerprint(self.data), "train": data_fingerprint(self.train),
+                "model": scores_fingerprint(self.model, ctx.scores, self.preprocess),
+                "model_name": ctx.model_name}
 
     def _context(self, seeds: Mapping[str, int]) -> AuditContext:
         d = self.data
         t0 = time.perf_counter()
-        scores = self.adapter.predict_scores(d.X)  # the one forward pass over the test set
+        with warnings.catch_warnings(record=True) as caught:  # into the notes, not the console
+            warnings.simplefilter("always")
+            scores = self.adapter.predict_scores(d.X)  # the one forward pass over the test set
         ctx = AuditContext(data=d, train=self.train, adapter=self.adapter,
                            model_name=self._dl_name(), scores=np.asarray(scores),
                            seeds=seeds, options=self.options)
         ctx.info["score_seconds"] = time.perf_counter() - t0
+        for msg in sorted({f"{w.category.__name__}: {w.message}".splitlines()[0][:300]
+                           for w in caught}):
+            ctx.notes.append(f"Warning while the model scored the test set: {msg}")
         return ctx
 
-    def _options(self, ctx: AuditContext) -> dict[str, Any]:
+    def _options(self, ctx: AuditContext | None) -> dict[str, Any]:
         o = self.options
+        info = {} if ctx is None else ctx.info
         return {
-            "attribution_method": ctx.info.get("attribution_method", o.attribution_method),
+            "attribution_method": info.get("attribution_method", o.attribution_method),
             "n_boot": o.n_boot, "n_permutations": o.n_permutations,
             "max_attribution_rows": o.max_attribution_rows,
             "baseline_kinds": list(o.baseline_kinds), "expectations": dict(o.expectations),
@@ -316,54 +407,12 @@ class Audit:
             "preprocess": None if self.preprocess is None else getattr(
                 self.preprocess, "__name__", type(self.preprocess).__name__),
             "steps": list(self.only_steps) if self.only_steps else "all",
+            "strict": self.strict,
         }
-
-    def _run_steps(self, ctx: AuditContext, steps: Sequence[_steps.AuditStep],
-                   statuses: dict[str, StepStatus]) -> None:
-        bar = progress(total=len(steps), desc="audit", verbose=self.verbose)
-        try:
-            for st in steps:
-                bar.set_description(f"audit: {st.name}")
-                statuses[st.name] = self._run_one(st, ctx, statuses)
-                bar.update(1)
-        finally:
-            bar.close()
-
-    def _run_one(self, st: _steps.AuditStep, ctx: AuditContext,
-                 statuses: Mapping[str, StepStatus]) -> StepStatus:
-        if self.only_steps is not None and st.name not in self.only_steps:
-            return StepStatus(st.name, "skipped", "not requested (steps=...)")
-        t0 = time.perf_counter()
-        res: Any = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                self._check_needs(st, ctx, statuses)
-                res = st.run(ctx)
-                status = StepStatus(st.name, "ran")
-            except Skip as why:
-                status = StepStatus(st.name, "skipped", str(why))
-            except Exception as exc:
-                tb = traceback.format_exc(limit=6).strip().splitlines()[-12:]
-                msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                status = StepStatus(st.name, "failed", msg, detail="\n".join(tb))
-        msgs = tuple(sorted({f"{w.category.__name__}: {w.message}".splitlines()[0][:300]
-                             for w in caught}))
-        if status.status == "ran":
-            ctx.results[st.name] = res
-        return StepStatus(st.name, status.status, status.reason, time.perf_counter() - t0,
-                          status.detail, msgs)
-
-    @staticmethod
-    def _check_needs(st: _steps.AuditStep, ctx: AuditContext,
-                     statuses: Mapping[str, StepStatus]) -> None:
-        for need in st.needs:
-            check, reason = _steps.NEEDS[need]
-            if not check(ctx):
-                raise Skip(reason)
-        for used in st.uses:
-            ctx.result(used, f"needs the result of step '{used}'", statuses)
 
     def _dl_name(self) -> str:
         name = self.name
-        return f"{name} (DL)" if name in self.baseline_kinds else name
+        taken = set(self.baseline_kinds)
+        if taken & {"linear", "logistic"}:  # the linear baseline is "linear" for a regression
+            taken |= {"linear", "logistic"}
+        return f"{name} (DL)" if name in taken else name

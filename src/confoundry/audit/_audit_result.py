@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pandas as pd
@@ -11,7 +11,7 @@ import pandas as pd
 from .._result import Finding, ResultMixin, Verdict, findings_frame, to_jsonable
 from ._findings import iter_results, verdict
 
-STATUSES = ("ran", "skipped", "failed")
+STATUSES = ("ran", "skipped", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -22,20 +22,37 @@ class StepStatus:
     ----------
     name : str
         Step name, e.g. ``"probes"``.
-    status : {"ran", "skipped", "failed"}
+    status : {"ran", "skipped", "failed", "interrupted"}
+        ``"interrupted"``: the run was stopped (Ctrl-C) before the step finished; only with
+        ``Audit.run(checkpoint_dir=...)``, which keeps the steps that had finished.
     reason : str
-        Why it was skipped, or the error message when it failed ("" when it ran).
+        Why it was skipped, or ``"<ExceptionType>: <first line of the message>"`` when it
+        failed ("" when it ran).
     seconds : float
-        Wall time spent in the step.
+        Wall time spent in the step (loading it, for a step read from a checkpoint).
     detail : str
         The last lines of the traceback of a failed step (for the JSON record).
     warnings : tuple of str
         Warnings the step raised (shown in the report rather than lost in a console).
+    error_type, error_message : str
+        The exception's type name and its whole message (a failed step).
+    where : str
+        The traceback's last frame, ``"file:line in function"``: where the error was raised.
+    question : str
+        The question the step answers (unanswered unless it ran).
+    lost : {"high", "medium", "low"} or ""
+        Severity of the finding raised when the step fails (from its ``AuditStep``).
+    from_checkpoint : bool
+        The result was read from ``checkpoint_dir`` instead of being recomputed.
+    blocked_by : str
+        A skipped step: the earlier step it uses, when that one failed or was interrupted.
 
     Examples
     --------
     >>> StepStatus("probes", "skipped", "no metadata was given").label
     'skipped: no metadata was given'
+    >>> StepStatus("probes", "ran", from_checkpoint=True).label
+    'ran (from checkpoint)'
     """
 
     name: str
@@ -44,6 +61,13 @@ class StepStatus:
     seconds: float = 0.0
     detail: str = ""
     warnings: tuple[str, ...] = ()
+    error_type: str = ""
+    error_message: str = ""
+    where: str = ""
+    question: str = ""
+    lost: str = ""
+    from_checkpoint: bool = False
+    blocked_by: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -51,12 +75,32 @@ class StepStatus:
 
     @property
     def label(self) -> str:
-        return self.status if self.status == "ran" else f"{self.status}: {self.reason}"
+        if self.status == "ran":
+            return "ran (from checkpoint)" if self.from_checkpoint else "ran"
+        return f"{self.status}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "reason": self.reason,
                 "seconds": round(float(self.seconds), 4), "detail": self.detail,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "error_type": self.error_type,
+                "error_message": self.error_message, "where": self.where,
+                "question": self.question, "lost": self.lost,
+                "from_checkpoint": bool(self.from_checkpoint), "blocked_by": self.blocked_by}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StepStatus:
+        """The inverse of :meth:`to_dict` (unknown keys are ignored).
+
+        Examples
+        --------
+        >>> s = StepStatus("probes", "failed", "KeyError: 'x'", error_type="KeyError")
+        >>> StepStatus.from_dict(s.to_dict()) == s
+        True
+        """
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["warnings"] = tuple(kw.get("warnings", ()))
+        return cls(**kw)
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,14 +251,17 @@ class AuditResult(ResultMixin):
         return self.summary()
 
     def steps_frame(self) -> pd.DataFrame:
-        """One row per step: name, status, reason, seconds."""
+        """One row per step: name, status, reason, seconds, the error of a failed step, ..."""
         rows = [s.to_dict() for s in self.steps.values()]
         return pd.DataFrame(rows, columns=["name", "status", "reason", "seconds", "detail",
-                                           "warnings"])
+                                           "warnings", "error_type", "error_message", "where",
+                                           "question", "lost", "from_checkpoint",
+                                           "blocked_by"])
 
     def verdict(self) -> Verdict:
-        """Worst severity, counts per severity and one sentence for the reader."""
-        return verdict(self.findings())
+        """Worst severity, counts per severity, one sentence for the reader and the questions
+        left unanswered (:attr:`Verdict.unanswered`: failed, interrupted, skipped steps)."""
+        return verdict(self.findings(), self.steps)
 
     def __getitem__(self, step: str) -> Any:
         try:
@@ -269,11 +316,25 @@ class AuditResult(ResultMixin):
         data URIs and every user-supplied string is escaped.
         """
         from ..report import render_html
+        from ..report._files import write_text_atomic
 
         text = render_html(self, title=title)
+        if path is not None:  # a temporary file renamed into place: the file is always whole
+            write_text_atomic(path, text)
+        return text
+
+    def to_json(self, path: Any = None, **kwargs: Any) -> str:
+        """The JSON record (:meth:`to_dict`) as text, written to ``path`` if given.
+
+        Like :meth:`to_html`, the file is written to a temporary file in the same folder and
+        renamed into place, so it is never left half-written.
+        """
+        from .._result import dumps
+        from ..report._files import write_text_atomic
+
+        text = dumps(self.to_dict(), indent=kwargs.pop("indent", 2), **kwargs)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            write_text_atomic(path, text)
         return text
 
     def plot(self, ax: Any = None) -> Any:

@@ -9,7 +9,8 @@ them to the step functions explicitly (``scores=``, ``baseline_scores=``, ``over
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,58 @@ from ..stats import HEADLINE_METRIC, MetricPanel, bootstrap_panel
 
 class Skip(Exception):
     """Raised inside a step to skip it with a reason (recorded, shown in the report)."""
+
+
+#: context attributes whose reads make a step depend on an input (the checkpoint's keys).
+TRACKED_INPUTS = {"data": "data", "train": "train", "adapter": "model", "scores": "model",
+                  "model_name": "model_name"}
+#: options that never change a result (left out of the checkpoint's keys).
+UNTRACKED_OPTIONS = frozenset({"verbose"})
+
+
+class _OptionsView:
+    """``ctx.options`` while a step runs: reads through, recording every option it reads."""
+
+    __slots__ = ("_options", "_reads")
+
+    def __init__(self, options: Any, reads: set[str]) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_reads", reads)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(object.__getattribute__(self, "_options"), name)
+        if name not in UNTRACKED_OPTIONS:
+            object.__getattribute__(self, "_reads").add(f"option:{name}")
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the audit's options are read-only inside a step")
+
+
+class TrackedDict(dict):
+    """A dict whose reads are recorded as ``"<prefix>:<key>"`` by the running step: the
+    results of the steps so far (``step:``) and ``ctx.info`` (``info:``)."""
+
+    def __init__(self, reads: list[set[str]], prefix: str) -> None:
+        super().__init__()
+        self._reads = reads
+        self._prefix = prefix
+
+    def _note(self, key: Any) -> None:
+        if self._reads:
+            self._reads[-1].add(f"{self._prefix}:{key}")
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._note(key)
+        return super().__contains__(key)
 
 
 @dataclass
@@ -58,6 +111,23 @@ class AuditContext:
     results : dict of step name -> result (filled as steps run)
     notes : list of str
         What the audit did that a reader must know.
+
+    While a step runs (inside :meth:`recording`) the context records what it reads: the
+    inputs (``data``, ``train``, the model), the options and the results of earlier steps,
+    including through the values computed once (the panel reads the baselines). These reads
+    key the step's checkpoint, so that a changed option or input invalidates exactly the steps
+    that read it (and the steps that read those).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from confoundry.data import AuditData
+    >>> d = AuditData(np.zeros((4, 2)), [0, 1, 0, 1])
+    >>> ctx = AuditContext(d, None, None, "m", np.zeros(4), {}, AuditOptions())
+    >>> with ctx.recording() as reads:
+    ...     _ = ctx.options.n_boot, ctx.data, ctx.results.get("baselines")
+    >>> sorted(reads)
+    ['input:data', 'option:n_boot', 'step:baselines']
     """
 
     data: AuditData
@@ -71,6 +141,34 @@ class AuditContext:
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache_reads: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _reads: list[set[str]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        results, info = TrackedDict(self._reads, "step"), TrackedDict(self._reads, "info")
+        results.update(self.results)
+        info.update(self.info)
+        self.results, self.info = results, info
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name == "options" or name in TRACKED_INPUTS:
+            reads = object.__getattribute__(self, "_reads")
+            if reads:
+                if name == "options":
+                    return _OptionsView(value, reads[-1])
+                reads[-1].add(f"input:{TRACKED_INPUTS[name]}")
+        return value
+
+    @contextmanager
+    def recording(self) -> Iterator[set[str]]:
+        """Record what the code inside reads (inputs, options, earlier results) in a set."""
+        reads: set[str] = set()
+        self._reads.append(reads)
+        try:
+            yield reads
+        finally:
+            self._reads.pop()
 
     # ---------------------------------------------------------------- results
     def result(self, step: str, why: str, statuses: Mapping[str, Any]) -> Any:
@@ -93,7 +191,11 @@ class AuditContext:
     # ------------------------------------------------------------ computed once
     def _once(self, key: str, fn: Any) -> Any:
         if key not in self._cache:
-            self._cache[key] = fn()
+            with self.recording() as reads:
+                value = fn()
+            self._cache[key], self._cache_reads[key] = value, reads
+        if self._reads:  # whoever reads a value computed once depends on what it read
+            self._reads[-1].update(self._cache_reads[key])
         return self._cache[key]
 
     @property

@@ -19,6 +19,9 @@ KIND_PRIORITY = (
     "domain_gap", "failing_slice", "attribution_disagreement",
 )
 
+#: the reason of a step left out with ``Audit(steps=[...])``.
+NOT_REQUESTED = "not requested (steps=...)"
+
 VERDICTS = {
     "high": "Do not rely on this model yet: {n} high-severity finding(s) must be resolved first.",
     "medium": "Use with caution: {n} medium-severity finding(s) need a closer look.",
@@ -80,11 +83,57 @@ def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any], model
         out.extend(mine)
     for name, st in steps.items():
         if st.status == "failed":
-            out.append(Finding("step_failed", "low", tips.get(name, DEFAULT_TIP),
-                               f"Step '{name}' failed, so its question is unanswered: "
-                               f"{st.reason}", subject=name, model=model_name,
-                               evidence={"step": name, "error": st.reason}))
+            out.append(failed_finding(name, st, model_name, tips.get(name, DEFAULT_TIP)))
     return rank_findings(out)
+
+
+def failed_finding(name: str, st: Any, model_name: str | None, tip: int) -> Finding:
+    """The finding of a failed step: as severe as what its unanswered question costs.
+
+    Examples
+    --------
+    >>> from confoundry.audit import StepStatus
+    >>> st = StepStatus("performance", "failed", "IndexError: tuple index out of range",
+    ...                 question="How well does the model perform?", lost="high")
+    >>> f = failed_finding("performance", st, "mlp", 2)
+    >>> f.severity, f.title
+    ('high', "Unanswered: How well does the model perform? (step 'performance' failed: \
+IndexError: tuple index out of range)")
+    """
+    lost = getattr(st, "lost", "") or "low"
+    question = getattr(st, "question", "") or f"the question of step '{name}'"
+    evidence = {"step": name, "error": st.reason, "question": question, "lost": lost}
+    for key in ("error_type", "where"):
+        if getattr(st, key, ""):
+            evidence[key] = getattr(st, key)
+    return Finding("step_failed", lost if lost in SEVERITIES else "low", tip,
+                   f"Unanswered: {question} (step '{name}' failed: {st.reason})", subject=name,
+                   model=model_name, evidence=evidence)
+
+
+def unanswered(steps: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
+    """The questions of the steps that did not run: failed (or blocked by a failed step),
+    interrupted, or skipped because an input was missing; steps left out on request are not
+    unanswered questions.
+
+    Examples
+    --------
+    >>> from confoundry.audit import StepStatus
+    >>> st = {"probes": StepStatus("probes", "skipped", "needs metadata=", question="Q?"),
+    ...       "slices": StepStatus("slices", "skipped", NOT_REQUESTED, question="S?")}
+    >>> [(u["step"], u["status"]) for u in unanswered(st)]
+    [('probes', 'skipped')]
+    """
+    out = []
+    for name, st in steps.items():
+        if st.status == "ran" or (st.status == "skipped" and st.reason == NOT_REQUESTED):
+            continue
+        status = st.status
+        if status == "skipped" and getattr(st, "blocked_by", ""):
+            status = "failed"  # its question is lost to the failure of the step it uses
+        out.append({"step": name, "question": getattr(st, "question", "") or
+                    f"the question of step '{name}'", "status": status, "reason": st.reason})
+    return tuple(out)
 
 
 def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
@@ -104,8 +153,12 @@ def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
                                            prio.get(f.kind, len(prio))))
 
 
-def verdict(findings: list[Finding]) -> Verdict:
-    """The worst severity, the counts per severity and one sentence for the reader.
+def verdict(findings: list[Finding], steps: Mapping[str, Any] | None = None) -> Verdict:
+    """The worst severity, the counts per severity, one sentence for the reader, and the
+    questions left unanswered by the ``steps`` that did not run.
+
+    An audit in which a step failed never reads "no (serious) problem found": the sentence
+    says how many questions went unanswered, and :attr:`Verdict.unanswered` lists them.
 
     Examples
     --------
@@ -113,10 +166,32 @@ def verdict(findings: list[Finding]) -> Verdict:
     'high'
     >>> verdict([]).text
     'No problem found in the steps that ran.'
+    >>> from confoundry.audit import StepStatus
+    >>> st = StepStatus("effect_curves", "failed", "ValueError: x", question="Q?", lost="low")
+    >>> v = verdict([failed_finding("effect_curves", st, "m", 9)], {"effect_curves": st})
+    >>> v.text
+    'The audit is incomplete: 1 question is unanswered because its step failed; 1 minor \
+finding(s) to read.'
     """
     counts = {s: 0 for s in SEVERITIES}
     for f in findings:
         counts[f.severity] += 1
     level = next((s for s in SEVERITIES[:3] if counts[s]), "info")
-    text = VERDICTS[level].format(n=counts[level])
-    return Verdict(level, text, counts)
+    todo = unanswered(steps or {})
+    n_failed = sum(u["status"] == "failed" for u in todo)
+    n_stopped = sum(u["status"] == "interrupted" for u in todo)
+    if n_failed and level in ("low", "info"):
+        lost = (f"{n_failed} question is unanswered because its step failed" if n_failed == 1
+                else f"{n_failed} questions are unanswered because their steps failed")
+        n_minor = counts["low"]
+        text = (f"The audit is incomplete: {lost}; {n_minor} minor finding(s) to read."
+                if n_minor else f"The audit is incomplete: {lost}.")
+    else:
+        text = VERDICTS[level].format(n=counts[level])
+        if n_failed:
+            text += (f" {n_failed} question(s) are unanswered because a step failed.")
+    if n_stopped:
+        ran = sum(st.status == "ran" for st in (steps or {}).values())
+        text = (f"The audit was interrupted: {n_stopped} step(s) did not finish ({ran} ran; run "
+                f"it again with the same checkpoint_dir to resume). " + text)
+    return Verdict(level, text, counts, todo)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .._result import SEVERITIES, to_jsonable
 from ._figures import DPI, plot_result
+from ._files import write_text_atomic
 
 #: rows shown per table (the JSON record keeps every row).
 MAX_ROWS = 50
@@ -133,6 +134,35 @@ def _step_blocks(result: Any, step: str, title: str, *, dpi: int,
     return blocks
 
 
+def _status_label(st: Any) -> str:
+    """``ran``, ``ran (from checkpoint)``, ``skipped``, ``failed`` or ``interrupted``."""
+    return "ran (from checkpoint)" if st.status == "ran" and getattr(
+        st, "from_checkpoint", False) else st.status
+
+
+def _step_item(result: Any, name: str, title: str, *, dpi: int,
+               max_rows: int) -> dict[str, Any]:
+    """One step in its section: status, the error of a failed step, its warnings (shown
+    collapsed, never in a table) and its result blocks."""
+    st = result.steps[name]
+    return {"step": name, "title": title, "status": st.status, "label": _status_label(st),
+            "reason": st.reason, "warnings": list(st.warnings),
+            "error": {"type": getattr(st, "error_type", ""),
+                      "message": getattr(st, "error_message", "") or st.reason,
+                      "where": getattr(st, "where", ""), "detail": st.detail,
+                      "question": getattr(st, "question", "")}
+            if st.status == "failed" else None,
+            "blocks": _step_blocks(result, name, title, dpi=dpi, max_rows=max_rows)}
+
+
+def _unanswered(verdict: Any) -> dict[str, list[dict[str, str]]]:
+    """The verdict's unanswered questions by why: failed, interrupted, skipped."""
+    out: dict[str, list[dict[str, str]]] = {"failed": [], "interrupted": [], "skipped": []}
+    for u in getattr(verdict, "unanswered", ()) or ():
+        out.setdefault(u["status"], []).append(dict(u))
+    return out
+
+
 def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict[str, Any]:
     verdict = result.verdict()
     findings = result.summary()
@@ -143,9 +173,9 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
                       "model": fmt(f["model"]),
                       "evidence": json.dumps(to_jsonable(f["evidence"]), allow_nan=False,
                                              indent=None)})
-    steps = [{"name": s.name, "status": s.status, "reason": s.reason,
-              "seconds": f"{s.seconds:.2f}", "warnings": list(s.warnings)}
-             for s in result.steps.values()]
+    steps = [{"name": s.name, "status": s.status, "label": _status_label(s),
+              "reason": s.reason, "seconds": f"{s.seconds:.2f}",
+              "n_warnings": len(s.warnings)} for s in result.steps.values()]
     sections = []
     placed: set[str] = set()
     layout = list(getattr(result, "layout", ()) or ())
@@ -153,14 +183,10 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
         items = []
         for entry in sec.get("steps", ()):
             st, st_title = entry["name"], entry.get("title") or entry["name"]
-            status = result.steps.get(st)
-            if status is None:
+            if st not in result.steps:
                 continue
             placed.add(st)
-            items.append({"step": st, "title": st_title, "status": status.status,
-                          "reason": status.reason, "warnings": list(status.warnings),
-                          "blocks": _step_blocks(result, st, st_title, dpi=dpi,
-                                                 max_rows=max_rows)})
+            items.append(_step_item(result, st, st_title, dpi=dpi, max_rows=max_rows))
         sections.append({"id": str(sec["id"]), "title": str(sec["title"]),
                          "tips": ", ".join(map(str, sec.get("tips", ()))),
                          "intro": str(sec.get("intro", "")), "items": items})
@@ -168,11 +194,7 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
     if rest:  # a step the layout does not place is still shown, never dropped
         sections.append({"id": "other-steps", "title": "Other steps", "tips": "",
                          "intro": "Steps that no section of the layout names.",
-                         "items": [{"step": st, "title": st, "status": result.steps[st].status,
-                                    "reason": result.steps[st].reason,
-                                    "warnings": list(result.steps[st].warnings),
-                                    "blocks": _step_blocks(result, st, st, dpi=dpi,
-                                                           max_rows=max_rows)}
+                         "items": [_step_item(result, st, st, dpi=dpi, max_rows=max_rows)
                                    for st in rest]})
     extras = []
     for i, sec in enumerate(getattr(result, "sections", ()) or ()):
@@ -194,6 +216,7 @@ def _context(result: Any, *, title: str | None, dpi: int, max_rows: int) -> dict
         "title": title or f"confoundry audit of {result.model_name}",
         "model_name": result.model_name, "task": result.task,
         "verdict": to_jsonable(verdict), "severities": SEVERITIES, "findings": frows, "steps": steps,
+        "unanswered": _unanswered(verdict),
         "sections": sections, "extras": extras, "notes": list(result.notes),
         "versions": table(versions), "seeds": table(seeds),
         "repro": table({k: v for k, v in repro.items()}),
@@ -257,8 +280,12 @@ def render_html(result: Any, *, title: str | None = None, dpi: int = DPI,
 
 
 def write_html(result: Any, path: Any, **kwargs: Any) -> str:
-    """Render ``result`` and write it to ``path`` (UTF-8); returns the path as a string."""
+    """Render ``result`` and write it to ``path`` (UTF-8); returns the path as a string.
+
+    The page is written to a temporary file in the same folder and renamed into place, so the
+    file at ``path`` is always a whole report: a render or a write that fails (or a process
+    killed while writing) leaves an older report there intact.
+    """
     text = render_html(result, **kwargs)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_text_atomic(path, text)
     return str(path)
