@@ -96,15 +96,11 @@ def option_value(v: Any) -> Any:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib import metadata
+    """The versions a stored result depends on (a subset of the audit's record)."""
+    from ._repro import package_versions as all_versions
 
-    out = {}
-    for name in KEY_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    versions = all_versions()
+    return {name: versions[name] for name in KEY_PACKAGES}
 
 
 class Checkpoint:
