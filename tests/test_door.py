@@ -150,3 +150,25 @@ def test_layer_names_are_checked_at_the_door():
         cf.Audit(_mlp(), X, y.to_numpy(), metadata=meta, layer="encoder", **FAST)
     with pytest.raises(TypeError, match="not a torch.nn.Module"):
         cf.Audit(LogisticRegression().fit(X, y), X, y, metadata=meta, layer="0", **FAST)
+
+
+def test_pandas_scores_are_aligned_by_index_too():
+    X, y, rng = _data()
+    model = LogisticRegression().fit(X, y)
+    s = pd.Series(model.predict_proba(X)[:, 1], index=X.index)
+    meta = pd.DataFrame({"site": rng.choice(["a", "b"], len(X))}, index=X.index)
+    data = cf.AuditData(X, y, meta)
+    shuffled = s.sample(frac=1, random_state=1)
+    match = "scores's index holds the same samples as X's but in a different order"
+    with pytest.raises(ValueError, match=match):
+        cf.split_domains(model, data, None, by="site", scores=shuffled, n_boot=20,
+                         verbose=False)
+    with pytest.raises(ValueError, match=match):
+        cf.probe_confounders(model, X, y, meta, scores=shuffled, n_permutations=20,
+                             verbose=False)
+    with pytest.raises(ValueError, match="index holds the same samples"):
+        cf.overfitting_gap(model, data, None, data, None, scores=shuffled,
+                           train_scores=s, n_boot=20, verbose=False)
+    # aligned pandas scores and plain arrays are fine
+    res = cf.split_domains(model, data, None, by="site", scores=s, n_boot=20, verbose=False)
+    assert len(res.to_frame()) == 2

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._utils import to_numpy
 from ..data import AuditData, ensure_data
+from ..data._coerce import check_aligned
 from ..data._validation import describe
 from ..models._adapter import ModelAdapter, as_model
 
@@ -234,6 +235,8 @@ def score_models(
     train_scores_, test_scores_ = {}, {}
     for name, (adapter, s_te, s_tr) in plan.items():
         arg = "{}" if name == dl_name else f"baseline_{{}}[{name!r}]"
+        check_aligned(s_tr, train, arg.format("train_scores"))
+        check_aligned(s_te, test, arg.format("scores"))
         train_scores_[name] = _scores(adapter, X_tr, s_tr, train.n_samples, task, n_classes,
                                       name, "X_train", arg.format("train_scores"))
         test_scores_[name] = _scores(adapter, X_te, s_te, test.n_samples, task, n_classes,

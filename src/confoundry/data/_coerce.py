@@ -202,6 +202,14 @@ def check_same_index(obj: Any, index: pd.Index, name: str) -> None:
         f"samples in the same order (use {name}.reindex(X.index) or pass {name}.to_numpy()).")
 
 
+def check_aligned(obj: Any, data: Any, name: str) -> None:
+    """A pandas ``obj`` given beside ``data`` (scores, labels) must carry its index, in its
+    order, when ``data``'s X was a DataFrame (an array X has no index to match)."""
+    if isinstance(obj, (pd.Series, pd.DataFrame)) and isinstance(
+            getattr(data, "X_source", None), pd.DataFrame):
+        check_same_index(obj, data.index, name)
+
+
 def coerce_y(
     y: Any, n: int, index: pd.Index, task: str | None, *, indexed: bool = False
 ) -> tuple[np.ndarray, str, np.ndarray | None]:

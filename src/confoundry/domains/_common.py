@@ -6,12 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from ..data._coerce import check_aligned
 from ..data._validation import describe
 from ..models import as_model
 
 
 def check_scores(scores: Any, data: Any, name: str = "scores") -> np.ndarray:
     """Validate precomputed scores against the task and the number of rows of ``data``."""
+    check_aligned(scores, data, name)
     s = np.asarray(scores.to_numpy() if hasattr(scores, "to_numpy") else scores, dtype=np.float64)
     n = data.n_samples
     if data.task == "multiclass":

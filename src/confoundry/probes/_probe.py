@@ -16,6 +16,7 @@ import pandas as pd
 
 from .._utils import check_random_state, int_seed, progress, renamed_keyword, to_numpy
 from ..data import AuditData, ensure_data
+from ..data._coerce import check_aligned, check_same_index
 from ..data._coerce import coerce_metadata as _coerce_metadata
 from ..data._coerce import coerce_y as _coerce_y
 from ..data._coerce import metadata_kind as _metadata_kind
@@ -261,6 +262,10 @@ def _outputs(inp: _Inputs, model: Any, scores: Any, layer: Any
             scores = model_scores
     if scores is None:
         scores = adapter.predict_scores(inp.X)
+    elif isinstance(inp.X, pd.DataFrame):
+        check_same_index(scores, inp.X.index, "scores")
+    else:
+        check_aligned(scores, inp.X, "scores")
     return check_scores(scores, inp.n, inp.task, inp.n_classes), acts, layer_name, adapter
 
 
