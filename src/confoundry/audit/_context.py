@@ -171,6 +171,11 @@ class AuditContext:
             self._reads.pop()
 
     # ---------------------------------------------------------------- results
+    def note(self, text: str) -> None:
+        """Add a note for the reader once (a step may say the same thing for every class)."""
+        if text not in self.notes:
+            self.notes.append(text)
+
     def result(self, step: str, why: str, statuses: Mapping[str, Any]) -> Any:
         """The result of an earlier step, or :class:`Skip` saying why it is missing."""
         if step not in self.results:

@@ -188,8 +188,7 @@ def attribution_method(ctx: AuditContext) -> str:
         note = ("preprocess does not keep torch gradients (it goes through numpy or detaches), "
                 "so the attributions use SHAP permutation, a perturbation method, instead of "
                 "integrated gradients.")
-        if note not in ctx.notes:
-            ctx.notes.append(note)
+        ctx.note(note)
         return ATTRIBUTION_AUTO["other"]
     return ATTRIBUTION_AUTO["torch"]
 
@@ -248,8 +247,7 @@ def run_expectations(ctx: AuditContext) -> Any:
         target = len(ctx.data.classes) - 1
         note = (f"Expectations of the multiclass model are checked on the probability of its "
                 f"highest class (target = {target}).")
-        if note not in ctx.notes:
-            ctx.notes.append(note)
+        ctx.note(note)
     return check_expectations(models, ctx.data_sub, dict(ctx.options.expectations),
                               n_boot=ctx.options.n_boot, target=target,
                               random_state=ctx.seeds["expectations"],
@@ -269,8 +267,7 @@ def target_classes(ctx: AuditContext) -> list[int | None]:
             f"of each class (target = {', '.join(map(str, sorted(keep)))})")
     note += (f", the {len(keep)} most frequent of {len(order)} classes." if len(keep) < len(order)
              else "; its attributions explain each row's predicted class.")
-    if note not in ctx.notes:
-        ctx.notes.append(note)
+    ctx.note(note)
     return sorted(keep)
 
 
