@@ -97,6 +97,20 @@ class AgreementResult(ResultMixin):
     ci : float
     params : dict
         Provenance: ``k``, ``n_boot``, ``ci``, ``random_state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from confoundry._explanation import AttributionResult
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4)); w = np.array([3.0, -2.0, 1.0, 0.1])
+    >>> a = AttributionResult(X * w, 0.0, X, ["a", "b", "c", "d"], "manual")
+    >>> b = AttributionResult(X * w * 1.5, 0.0, X, ["a", "b", "c", "d"], "manual2")
+    >>> ag = compare_attributions(a, b, k=2, n_boot=50, random_state=0)
+    >>> ag.name_a, ag.name_b, ag.paired, ag.n, ag.table.shape[0]
+    ('manual', 'manual2', True, 200, 4)
+    >>> ag.metrics["metric"].tolist()[:3]
+    ['rank_correlation', 'feature_agreement', 'rank_agreement']
     """
 
     table: pd.DataFrame

@@ -35,11 +35,35 @@ def glassbox_models(baselines: Any) -> dict[str, Any]:
 class EffectCurveResult(ResultMixin):
     """Effect of one feature on a model's explained output, with glass-box shapes overlaid.
 
-    ``table`` columns: ``curve`` (``"pd"``, ``"ale"`` or a glass-box name), ``value``,
-    ``effect`` (centred to mean zero over the data), ``ci_low``, ``ci_high`` (bootstrap over
-    samples; the glass-box's own band for glass-box shapes), ``n``. ``params``: the arguments
-    (``kind``, ``grid_size``, ``n_boot``, ``ci``, ``target``, ``random_state``, ``baselines``:
-    the names of the overlaid glass-box models).
+    Build it with :func:`effect_curve`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per curve and grid value: ``curve`` (``"pd"``, ``"ale"`` or a glass-box name),
+        ``value``, ``effect`` (centred to mean zero over the data), ``ci_low``, ``ci_high``
+        (bootstrap over samples; the glass-box's own band for glass-box shapes), ``n``.
+    feature : str
+        The feature whose effect is shown.
+    model_name : str
+    output : str
+        The explained output of the model.
+    params : dict
+        The arguments (``kind``, ``grid_size``, ``n_boot``, ``ci``, ``target``,
+        ``random_state``, ``baselines``: the names of the overlaid glass-box models).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> rng = np.random.default_rng(0); X = rng.normal(size=(200, 2))
+    >>> m = LinearRegression().fit(X, 2 * X[:, 0] + X[:, 1])
+    >>> res = effect_curve(m, X, "x0", kind="pd", grid_size=5, n_boot=20, random_state=0,
+    ...                    verbose=False)
+    >>> res.feature, res.model_name, res.table.shape
+    ('x0', 'LinearRegression', (5, 6))
+    >>> res.table.columns.tolist()
+    ['curve', 'value', 'effect', 'ci_low', 'ci_high', 'n']
     """
 
     table: pd.DataFrame

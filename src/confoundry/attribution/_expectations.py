@@ -64,11 +64,37 @@ def _contrast(x: np.ndarray) -> tuple[float, float]:
 class ExpectationResult(ResultMixin):
     """Observed direction and effect of every (model, feature) pair against the expectation.
 
-    ``table`` columns: ``model``, ``feature``, ``expected``, ``observed``, ``effect``,
-    ``ci_low``, ``ci_high``, ``p_value``, ``q_value`` (Benjamini-Hochberg over all rows),
-    ``violated``, ``source`` (``"model"`` or the attribution method), ``low``, ``high`` (the
-    compared feature values), ``n``, ``n_boot``. ``params``: ``n_boot``, ``ci``, ``target``,
-    ``random_state``, ``expectations``.
+    Build it with :func:`check_expectations`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per (model, feature): ``model``, ``feature``, ``expected``, ``observed``,
+        ``effect``, ``ci_low``, ``ci_high``, ``p_value``, ``q_value`` (Benjamini-Hochberg over
+        all rows), ``violated``, ``source`` (``"model"`` or the attribution method), ``low``,
+        ``high`` (the compared feature values), ``n``, ``n_boot``.
+    ci : float
+        Coverage of the bootstrap interval.
+    n_boot : int
+        Bootstrap replicates.
+    params : dict
+        ``n_boot``, ``ci``, ``target``, ``random_state``, ``expectations``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"age": rng.normal(60, 10, 200), "asthma": rng.integers(0, 2, 200)})
+    >>> logit = 0.05 * (X.age - 60) - 2 * X.asthma        # asthma lowers the risk in this data
+    >>> y = (rng.random(200) < 1 / (1 + np.exp(-logit))).astype(int)
+    >>> m = LogisticRegression().fit(X, y)
+    >>> res = check_expectations({"lr": m}, X, {"asthma": "increasing"}, n_boot=50,
+    ...                          random_state=0, verbose=False)
+    >>> res.table.loc[0, ["model", "feature", "expected", "observed"]].tolist()
+    ['lr', 'asthma', 'increasing', 'decreasing']
+    >>> bool(res.table.loc[0, "violated"]), res.n_boot
+    (True, 50)
     """
 
     table: pd.DataFrame

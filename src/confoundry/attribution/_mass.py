@@ -82,6 +82,18 @@ class MassByGroupResult(ResultMixin):
         Level at which the difference is reported (``significant``, ``findings``).
     params : dict
         Provenance: ``n_permutations``, ``n_boot``, ``fdr``, ``ci``, ``random_state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> share = np.r_[rng.uniform(0.6, 0.9, 40), rng.uniform(0.1, 0.4, 40)]
+    >>> res = mass_by_group(share, ["A"] * 40 + ["B"] * 40, n_permutations=50, n_boot=50,
+    ...                     random_state=0)
+    >>> res.table[["group", "n"]].values.tolist(), res.n
+    ([['A', 40], ['B', 40]], 80)
+    >>> bool(res.p_value < 0.05), res.pairwise.columns.tolist()[:3]
+    (True, ['group_a', 'group_b', 'difference'])
     """
 
     table: pd.DataFrame

@@ -31,12 +31,38 @@ except ImportError:  # pragma: no cover
 class SanityResult(ResultMixin):
     """Similarity of attributions before and after randomising the model's layers.
 
-    ``table`` has one row per cascade step (``step`` 0 is the first randomised layer, counted
-    from the output): ``layer``, ``spearman`` (mean over samples of the Spearman correlation
-    between original and randomised attributions), ``spearman_abs`` (the same on |values|),
-    ``ci_low``, ``ci_high`` (bootstrap CI of ``spearman_abs``), ``global_rank_correlation``
-    (Spearman of the global importance), ``n``, ``n_boot``. ``params``: ``method``,
-    ``threshold``, ``n_boot``, ``ci``, ``random_state`` and the ``attribute`` keywords.
+    Build it with :func:`sanity_check`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per cascade step (``step`` 0 is the first randomised layer, counted from the
+        output): ``layer``, ``spearman`` (mean over samples of the Spearman correlation between
+        original and randomised attributions), ``spearman_abs`` (the same on |values|),
+        ``ci_low``, ``ci_high`` (bootstrap CI of ``spearman_abs``), ``global_rank_correlation``
+        (Spearman of the global importance), ``n``, ``n_boot``.
+    method : str
+        The attribution method that was checked.
+    model_name : str
+    threshold : float
+        The check passes when the upper CI of ``spearman_abs`` after the last step is below it
+        (the attributions changed once every layer was randomised).
+    ci : float
+        Coverage of the bootstrap interval.
+    params : dict
+        ``method``, ``threshold``, ``n_boot``, ``ci``, ``random_state`` and the ``attribute``
+        keywords.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from confoundry import as_model
+    >>> torch.manual_seed(0) and None
+    >>> net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> res = sanity_check(as_model(net, output="logits"), torch.randn(40, 5), n_boot=50,
+    ...                    random_state=0, verbose=False)
+    >>> res.method, res.table["layer"].tolist(), res.table.shape
+    ('integrated_gradients', ['2', '0'], (2, 9))
     """
 
     table: pd.DataFrame

@@ -30,16 +30,41 @@ class ShadowGlassBoxResult(ResultMixin):
     """An EBM fitted to the model's own outputs ("what the model learned") compared with an EBM
     fitted to the labels ("what the data say").
 
-    ``table``: one row per feature with ``importance_model``, ``importance_data`` (mean |term|),
-    ``direction_model``, ``direction_data`` (sign of the covariance between the feature and its
-    term), ``effect_*`` slopes with bootstrap CIs, ``monotonicity_model``,
-    ``monotonicity_data`` (|correlation of the feature with its term|), ``shape_correlation``
-    with ``ci_low``, ``ci_high`` (bootstrap), ``mean_abs_diff``, ``disagree``, ``severity`` and
-    ``n``. ``fidelity``: R² of the shadow EBM to the model's outputs on
-    held-out rows with its bootstrap CI. ``shadow`` and ``reference`` are the two fitted
-    glass-box models (kept out of ``to_dict``). ``params``: ``test_size``, ``n_boot``,
-    ``target``, ``ebm_params``, ``random_state``, ``from_scores`` (True when the model's
-    precomputed scores were used).
+    Build it with :func:`shadow_glassbox`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per feature with ``importance_model``, ``importance_data`` (mean |term|),
+        ``direction_model``, ``direction_data`` (sign of the covariance between the feature and
+        its term), ``effect_*`` slopes with bootstrap CIs, ``monotonicity_model``,
+        ``monotonicity_data`` (|correlation of the feature with its term|),
+        ``shape_correlation`` with ``ci_low``, ``ci_high`` (bootstrap), ``mean_abs_diff``,
+        ``disagree``, ``severity`` and ``n``.
+    fidelity : dict
+        R² of the shadow EBM to the model's outputs on held-out rows (``r2``) with its
+        bootstrap CI (``ci_low``, ``ci_high``), ``n_test``, ``n_boot``.
+    shadow, reference : GlassBoxModel
+        The two fitted glass-box models, to the model's outputs and to the labels (kept out of
+        ``to_dict``).
+    model_name : str
+    params : dict
+        ``test_size``, ``n_boot``, ``target``, ``ebm_params``, ``random_state``,
+        ``from_scores`` (True when the model's precomputed scores were used).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.integers(0, 2, 200) * 1.0})
+    >>> y = (rng.random(200) < 1 / (1 + np.exp(-X.a + X.b))).astype(int)
+    >>> scores = 1 / (1 + np.exp(-(X.a + X.b)))      # a model that learned b the wrong way
+    >>> res = shadow_glassbox(None, X, y, scores=scores, n_boot=20, random_state=0,
+    ...                       ebm_params={"outer_bags": 1, "max_rounds": 200}, verbose=False)
+    >>> res.table.set_index("feature")["disagree"].to_dict()
+    {'a': False, 'b': True}
+    >>> sorted(res.fidelity)
+    ['ci_high', 'ci_low', 'n_boot', 'n_test', 'r2']
     """
 
     table: pd.DataFrame

@@ -167,6 +167,20 @@ class AuditResult(ResultMixin):
     layout : tuple of dict
         The report's sections and the steps shown in each (id, title, tips, intro, steps:
         name and title), from the audit's step list (:func:`confoundry.audit_steps`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from confoundry import Audit
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 2)); y = (X[:, 0] + rng.normal(size=100) > 0).astype(int)
+    >>> res = Audit(LogisticRegression().fit(X, y), X, y, random_state=0, verbose=False,
+    ...             n_boot=20, steps=["data", "performance"]).run()
+    >>> res.model_name, res.task, list(res.results)
+    ('LogisticRegression', 'binary', ['data', 'performance'])
+    >>> res.steps["performance"].status, res.steps["probes"].status
+    ('ran', 'skipped')
     """
 
     steps: Mapping[str, StepStatus]

@@ -53,6 +53,20 @@ class LabelShuffleResult(ResultMixin):
         Level of the findings' one-sided tests.
     params : dict
         ``n_repeats``, ``n_boot``, ``metric``, ``alpha``, ``ci``, ``random_state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3)); y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    >>> res = label_shuffle_control(lambda a, b: LogisticRegression().fit(a, b),
+    ...                             X[:100], y[:100], X[100:], y[100:], n_repeats=3,
+    ...                             random_state=0, verbose=False)
+    >>> res.table["model"].tolist(), res.metric
+    (['real', 'shuffled_1', 'shuffled_2', 'shuffled_3'], 'auroc')
+    >>> bool(res.contrast["p_value"] < 0.05)      # the real labels beat the shuffled ones
+    True
     """
 
     table: pd.DataFrame

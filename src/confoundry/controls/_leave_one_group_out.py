@@ -57,6 +57,20 @@ class LeaveOneGroupOutResult(ResultMixin):
     params : dict
         ``metric``, ``n_boot``, ``fdr``, ``ci``, ``internal_folds``, ``random_state``, ``by``,
         ``min_n``, ``min_events``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)); y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    >>> res = leave_one_group_out(lambda a, b: LogisticRegression().fit(a, b), X, y,
+    ...                           by=np.repeat(["a", "b"], 100), n_boot=50, random_state=0,
+    ...                           verbose=False)
+    >>> res.table["group"].tolist(), res.metric, res.info["n_groups"]
+    (['a', 'b', '(all, pooled)'], 'auroc', 2)
+    >>> res.table.columns[:4].tolist()
+    ['group', 'n', 'metric', 'estimate']
     """
 
     table: pd.DataFrame

@@ -79,6 +79,20 @@ class MembershipRiskResult(ResultMixin):
     curves : dict
         ``(model, attack) -> (fpr, tpr)`` ROC vertices for :meth:`plot` (left out of
         :meth:`to_dict`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3)); y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    >>> knn = KNeighborsClassifier(1).fit(X[:100], y[:100])       # memorises its training set
+    >>> res = membership_risk(knn, X[:100], y[:100], X[100:], y[100:], attacks=["loss"],
+    ...                       n_boot=50, random_state=0, verbose=False)
+    >>> res.attacks, res.skipped, res.n_members, res.table.shape
+    (('loss',), (), 100, (1, 25))
+    >>> bool(res.table.loc[0, "leak"]), res.verdict().level
+    (True, 'high')
     """
 
     table: pd.DataFrame

@@ -63,6 +63,20 @@ class OverfittingResult(ResultMixin):
     params : dict
         ``metrics``, ``n_boot``, ``fdr``, ``ci``, ``random_state``, and which scores were
         given precomputed (``precomputed``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3)); y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    >>> knn = KNeighborsClassifier(1).fit(X[:100], y[:100])       # memorises its training set
+    >>> res = overfitting_gap(knn, X[:100], y[:100], X[100:], y[100:], metrics=["auroc"],
+    ...                       n_boot=50, random_state=0, verbose=False)
+    >>> res.table.shape, res.n_train, res.n_test, res.comparison.empty   # no baselines given
+    ((1, 18), 100, 100, True)
+    >>> bool(res.table.loc[0, "gap_ci_low"] > 0), [f.kind for f in res.findings()]
+    (True, ['overfitting'])
     """
 
     table: pd.DataFrame

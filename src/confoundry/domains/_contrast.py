@@ -43,6 +43,20 @@ class ContrastResult(ResultMixin):
     params : dict
         What the contrast was computed with (``statistic``, ``n_permutations``, ``n_boot``,
         ``ci``, ``fdr``, ``random_state``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from confoundry import AttributionResult
+    >>> rng = np.random.default_rng(0)
+    >>> v = rng.normal(size=(200, 3)); g = np.arange(200) < 100
+    >>> v[g, 0] += 1.0                       # feature a0 is used differently in the group
+    >>> attr = AttributionResult(v, 0.0, v, ["a0", "a1", "a2"], method="manual")
+    >>> res = contrast_attributions(attr, g, n_permutations=50, n_boot=50, random_state=0)
+    >>> res.table.shape, res.table.columns[:4].tolist()
+    ((3, 10), ['feature', 'mean_a', 'mean_b', 'difference'])
+    >>> res.group_a, res.group_b, res.table.loc[0, "feature"]
+    ('in group', 'rest', 'a0')
     """
 
     table: pd.DataFrame

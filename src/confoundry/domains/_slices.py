@@ -65,6 +65,23 @@ class SliceResult(ResultMixin):
         What the search was run with (``fdr``, ``min_support``, ``max_conditions``, ``bins``,
         ``error``, ``threshold``, ``max_candidates``, ``random_state``, ``min_n``,
         ``min_events``).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> n = 2000
+    >>> X = pd.DataFrame({"asthma": rng.integers(0, 2, n), "age": rng.uniform(20, 90, n)})
+    >>> y = rng.integers(0, 2, n)
+    >>> bad = (X["asthma"] == 1) & (X["age"] >= 70)        # the planted failing slice
+    >>> wrong = rng.random(n) < np.where(bad, 0.5, 0.1)
+    >>> scores = np.where(wrong, 1 - y, y) * 0.6 + 0.2
+    >>> res = discover_slices(None, X, y, scores=scores, random_state=0, verbose=False)
+    >>> res.error, res.n_discovery, res.n_confirmation
+    ('misclassification', 1000, 1000)
+    >>> row = res.table.iloc[0]
+    >>> row["rule"].startswith("asthma = 1 AND age >= "), bool(row["confirmed"])
+    (True, True)
     """
 
     table: pd.DataFrame

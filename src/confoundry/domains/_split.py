@@ -82,6 +82,20 @@ class DomainResult(ResultMixin):
     params : dict
         What the result was computed with (``n_boot``, ``ci``, ``fdr``, ``threshold``,
         ``bins``, ``random_state``, ``overall_from_panel``, ``min_n``, ``min_events``).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> y = (rng.random(200) < 0.4).astype(int)
+    >>> s = np.clip(0.4 + 0.3 * (y - 0.4) + rng.normal(0, 0.2, 200), 0, 1)
+    >>> site = pd.Series(rng.choice(["A", "B"], 200), name="site")
+    >>> res = split_domains(None, None, y, by=site, scores=s, metrics=["roc_auc"], n_boot=50,
+    ...                     random_state=0, verbose=False)
+    >>> res.by_domain.columns.tolist()
+    ['domain', 'n', 'positives', 'auroc', 'auroc_ci_low', 'auroc_ci_high', 'testable', 'note']
+    >>> res.by, res.overall.shape, res.comparison.empty      # no baselines: no comparison
+    (['site'], (1, 8), True)
     """
 
     overall: pd.DataFrame

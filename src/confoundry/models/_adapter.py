@@ -1,4 +1,9 @@
-"""``as_model``: one face for torch modules, scikit-learn estimators and plain callables."""
+"""``as_model``: one face for torch modules, scikit-learn estimators and plain callables.
+
+One module past 450 lines: batching, output resolution (logits, probabilities, values), the
+output-width and device checks all serve one contract, ``predict_scores``, and read the same
+adapter state; split apart, each piece would need the others' internals.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,18 @@ class ModelAdapter:
         What the raw model returns; ``output_`` holds the resolved choice after the first call.
     batch_size : int
     device : torch.device or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> m = as_model(LogisticRegression().fit(X, y))
+    >>> m.kind, m.output, m.output_
+    ('sklearn', 'auto', None)
+    >>> m.predict_scores(X[:3]).shape, m.output_          # resolved on the first call
+    ((3,), 'probabilities')
     """
 
     def __init__(self, model: Any, kind: str, *, preprocess: Callable | None, output: str,

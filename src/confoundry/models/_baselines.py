@@ -69,6 +69,19 @@ class BaselinesResult(ResultMixin, Mapping):
     params : dict
         What the baselines were fitted with: ``kinds``, ``tuning``, ``cv``, ``scoring``,
         ``random_state``, ``n_background``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (2 * X[:, 0] - X[:, 1] + rng.normal(size=200) > 0).astype(int)
+    >>> base = fit_baselines(X, y, kinds=("logistic",), tuning="none", random_state=0,
+    ...                      verbose=False)
+    >>> list(base), base.task, base.n_train, base.feature_names
+    (['logistic'], 'binary', 200, ['x0', 'x1', 'x2'])
+    >>> base["logistic"] is base.get("logistic")
+    True
     """
 
     def __init__(self, models: Mapping[str, GlassBoxModel], *, task: str,

@@ -71,6 +71,21 @@ class ModelComparisonResult(ResultMixin):
     point, replicates : dict
         Point estimates and bootstrap replicates of every metric of every model (shared
         replicates: the same resampled rows for every model; not in JSON).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 200)
+    >>> s = {"good": np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.15, 200), 0, 1),
+    ...      "coin": rng.random(200)}
+    >>> cmp = compare_models(None, None, y, scores=s, metrics=["auroc"], n_boot=50,
+    ...                      random_state=0, verbose=False)
+    >>> cmp.table[["model", "metric"]].values.tolist(), cmp.reference
+    ([['good', 'auroc'], ['coin', 'auroc']], 'good')
+    >>> d = cmp.differences.iloc[0]
+    >>> d["model_a"], d["model_b"], bool(d["b_better"])     # the reference beats the coin
+    ('coin', 'good', True)
     """
 
     table: pd.DataFrame

@@ -20,6 +20,10 @@ PROBES = (
 class ProbeResult(ResultMixin):
     """Confounder probes: one row per metadata column x probe.
 
+    Findings are about the whole test set (``domain="overall"``), with the metadata column as
+    ``subject``; those about the activations of ``layer`` have ``subject`` ``"<column> @
+    <layer>"``, so that they differ from the findings about the outputs.
+
     Attributes
     ----------
     table : DataFrame
@@ -40,9 +44,21 @@ class ProbeResult(ResultMixin):
         The arguments and settings of the run: ``n_permutations``, ``fdr``, ``random_state``,
         ``layer``, ``scores_given`` and the engine settings of ``info``.
 
-    Findings are about the whole test set (``domain="overall"``), with the metadata column as
-    ``subject``; those about the activations of ``layer`` have ``subject`` ``"<column> @
-    <layer>"``, so that they differ from the findings about the outputs.
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from confoundry import probe_confounders
+    >>> rng = np.random.default_rng(0)
+    >>> n = 200
+    >>> site = rng.integers(0, 2, n)
+    >>> y = (rng.random(n) < 0.3 + 0.4 * site).astype(int)       # site confounds the data set
+    >>> s = 1 / (1 + np.exp(-(2 * y - 1 + 0.8 * site + rng.normal(size=n))))  # ...and the model
+    >>> res = probe_confounders(y=y, metadata=pd.DataFrame({"site": site}), scores=s,
+    ...                         n_permutations=50, random_state=0, verbose=False)
+    >>> res.table["probe"].tolist()
+    ['label_association', 'metadata_only', 'output_marginal', 'output_conditional', 'error']
+    >>> bool(res.row("site", "output_conditional")["significant"])      # the planted effect
+    True
     """
 
     table: pd.DataFrame

@@ -285,6 +285,32 @@ def write_html(result: Any, path: Any, **kwargs: Any) -> str:
     The page is written to a temporary file in the same folder and renamed into place, so the
     file at ``path`` is always a whole report: a render or a write that fails (or a process
     killed while writing) leaves an older report there intact.
+
+    Parameters
+    ----------
+    result : AuditResult
+    path : str or path-like
+        Where to write the page (its folder must exist).
+    **kwargs
+        Passed to :func:`render_html` (``title``, ``dpi``, ``max_rows``).
+
+    Returns
+    -------
+    str
+        ``path``, as a string.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import confoundry as cf
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> res = cf.Audit(LogisticRegression().fit(X, y), X, y, verbose=False, n_boot=20,
+    ...                random_state=0, steps=["data", "performance"]).run()
+    >>> out = write_html(res, os.path.join(tempfile.mkdtemp(), "audit.html"), title="Demo")
+    >>> os.path.basename(out), open(out, encoding="utf-8").read().startswith("<!DOCTYPE html>")
+    ('audit.html', True)
     """
     text = render_html(result, **kwargs)
     write_text_atomic(path, text)
