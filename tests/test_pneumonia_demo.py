@@ -33,6 +33,17 @@ def test_asthma_violation_found_for_mlp_and_ebm(demo) -> None:
     assert res.summary().iloc[0]["kind"] == "expectation_violation"
 
 
+def test_the_findings_that_matter_stay_high(demo) -> None:
+    # issue 20: the severity rules (minimum effect, minimum n) keep the story high
+    res, _, _ = demo
+    sev = {(f.kind, f.model, f.subject): f.severity for f in res.findings()}
+    for model in ("MLP", "ebm"):
+        assert sev[("expectation_violation", model, "asthma")] == "high"
+    care = [f for f in res.findings() if f.kind == "confounded_output"
+            and f.subject in ("icu_admission", "aggressive_care")]
+    assert care and all(f.severity == "high" for f in care), [f.title for f in care]
+
+
 def test_care_probe_significant(demo) -> None:
     res, _, _ = demo
     t = res["probes"].to_frame()

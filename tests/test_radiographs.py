@@ -267,6 +267,14 @@ def test_shortcut_findings_appear_with_marker(case):
     assert case.log == ["leave-one-site-out skipped (loso=False)."]
 
 
+def test_the_hospital_shortcut_stays_high(case):
+    # issue 20: the severity rules (minimum effect, minimum n) keep the finding that matters
+    found = {(f.kind, f.subject): f.severity for f in case.marker["probe_result"].findings()}
+    assert found[("confounded_output", "site")] == "high", found
+    assert ("confounded_output", "site") not in {
+        (f.kind, f.subject) for f in case.control["probe_result"].findings()}
+
+
 def test_shortcut_findings_vanish_in_control(case):
     c, m = case.control, case.marker
     pc, pm = c["probes"].set_index("probe"), m["probes"].set_index("probe")

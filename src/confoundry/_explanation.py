@@ -217,7 +217,7 @@ class AttributionResult(ResultMixin):
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.3 * max_features + 1))
+            _, ax = plt.subplots(figsize=(6, 0.3 * max_features + 1), layout="constrained")
         if self.is_tabular:
             imp = self.global_importance().iloc[:max_features][::-1]
             ax.barh(imp.index, imp.values, color="#4C72B0")

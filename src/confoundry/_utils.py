@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,3 +151,64 @@ def renamed_keyword(func: str, old: str, new: str, old_value: Any, new_value: An
                         f"{old}={describe(old_value)}); expected only {new}= ({old}= is its "
                         "deprecated name).")
     return old_value
+
+
+#: a number inside a level name: a minus sign counts only where no word character precedes it
+#: ("(-0.5, 2]" holds -0.5, "site-2" holds 2).
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?|\d+(?:\.\d+)?")
+
+
+def _natural_key(v: Any) -> tuple[Any, ...]:
+    if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return (2, (), "")
+    if isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating)):
+        return (0, float(v), str(v))
+    text = str(v)
+    try:
+        number = float(text.strip().replace("_", "!"))  # "1_000" is a name, not a number
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number):
+        return (0, number, text)
+    parts: list[tuple[int, Any]] = []
+    pos = 0
+    for m in _NUMBER_IN_TEXT.finditer(text):
+        if m.start() > pos:
+            parts.append((1, text[pos:m.start()].casefold()))
+        parts.append((0, float(m.group())))
+        pos = m.end()
+    if pos < len(text):
+        parts.append((1, text[pos:].casefold()))
+    return (1, tuple(parts), text)
+
+
+def natural_order(levels: Any) -> list[Any]:
+    """The distinct ``levels`` in the order a reader expects: numbers (and text that is a
+    number) numerically, then text with the numbers inside it compared as numbers.
+
+    Integer site codes read ``1, 2, ..., 10, 11`` rather than ``1, 10, 11, 2``; ``"site 2"``
+    comes before ``"site 10"``, and quantile bins such as ``"(-0.5, 2.0]"`` sort by their
+    lower edge. Missing values (``None``, NaN) come last; the levels themselves are returned
+    unchanged (same objects, same types), each once, in their first-seen spelling.
+
+    Parameters
+    ----------
+    levels : iterable
+        Level values (ints, floats, strings, or a mix), possibly repeated.
+
+    Returns
+    -------
+    list
+
+    Examples
+    --------
+    >>> natural_order([10, 2, 1, 11, 2])
+    [1, 2, 10, 11]
+    >>> natural_order(["10", "2", "1", "12"])
+    ['1', '2', '10', '12']
+    >>> natural_order(["site 10", "b", "site 2", "A"])
+    ['A', 'b', 'site 2', 'site 10']
+    >>> natural_order(["(4.0, 12.0]", "(0.999, 2.0]", "(2.0, 4.0]"])
+    ['(0.999, 2.0]', '(2.0, 4.0]', '(4.0, 12.0]']
+    """
+    return sorted(dict.fromkeys(levels), key=_natural_key)

@@ -374,19 +374,17 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def _print_findings(result: Any, *, limit: int = 10) -> None:
-    """The verdict and the worst findings on stdout: what a user reads before the report."""
+    """The verdict, the four questions and the worst findings on stdout: what a user reads
+    before the report."""
     import textwrap
 
     if result is None or not hasattr(result, "findings"):
         return
-    findings = list(result.findings())
+    from .audit._text import format_findings
+
     v = result.verdict()
-    print(v["text"])
-    for f in findings[:limit]:
-        line = f"[{f.severity.upper()}] {f.title}"
-        print(textwrap.fill(line, width=100, subsequent_indent="    "))
-    if len(findings) > limit:
-        print(f"... and {len(findings) - limit} more finding(s) in the report.")
+    questions = result.questions() if callable(getattr(result, "questions", None)) else ()
+    print(format_findings(result.findings(), v, width=100, limit=limit, questions=questions))
     todo = list(getattr(v, "unanswered", ()) or ())
     for status, head in (("failed", "Unanswered (a step failed):"),
                          ("interrupted", "Unanswered (the audit was interrupted):"),

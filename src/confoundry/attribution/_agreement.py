@@ -205,7 +205,10 @@ class AgreementResult(ResultMixin):
         t["key"] = np.minimum(t["rank_a"], t["rank_b"])
         t = t.sort_values(["key", "rank_a"]).head(max_features).iloc[::-1]
         if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 0.35 * len(t) + 1.2))
+            longest = max((len(str(f)) + 5 for f in t["feature"]), default=0)
+            # the axes keep ~4.5 in next to the feature names (its two-line title fits)
+            fig, ax = plt.subplots(figsize=(max(7.0, 4.8 + 0.08 * longest),
+                                            0.35 * len(t) + 1.8), layout="constrained")
         ia = t["importance_a"] / max(self.table["importance_a"].max(), 1e-300)
         ib = t["importance_b"] / max(self.table["importance_b"].max(), 1e-300)
         y = np.arange(len(t))
@@ -217,10 +220,10 @@ class AgreementResult(ResultMixin):
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlim(-1.05, 1.05)
         ax.set_xticks([-1, -0.5, 0, 0.5, 1], ["1", "0.5", "0", "0.5", "1"])
-        ax.set_xlabel(f"relative mean |attribution|   ←  {self.name_a}   |   {self.name_b}  →")
+        ax.set_xlabel(f"relative mean |attribution|\n←  {self.name_a}   |   {self.name_b}  →")
         s = self._metric("rank_correlation")
         ax.set_title(f"rank correlation {s['estimate']:.2f} [{s['ci_low']:.2f}, "
-                     f"{s['ci_high']:.2f}]; red: increasing, blue: decreasing; (!) disagree",
+                     f"{s['ci_high']:.2f}]\nred: increasing, blue: decreasing; (!) disagree",
                      fontsize=9)
         return ax.figure
 

@@ -79,7 +79,7 @@ class EffectCurveResult(ResultMixin):
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+            _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
         styles = {"pd": ("#4C72B0", "-"), "ale": ("#DD8452", "--")}
         others = iter(["#55A868", "#C44E52", "#8172B2", "#937860"])
         for curve, g in self.table.groupby("curve", sort=False):

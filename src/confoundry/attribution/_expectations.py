@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._explanation import AttributionResult
 from .._result import Finding, ResultMixin
+from .._severity import grade
 from .._utils import check_random_state, progress
 from ..data import ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
@@ -72,7 +73,9 @@ class ExpectationResult(ResultMixin):
         One row per (model, feature): ``model``, ``feature``, ``expected``, ``observed``,
         ``effect``, ``ci_low``, ``ci_high``, ``p_value``, ``q_value`` (Benjamini-Hochberg over
         all rows), ``violated``, ``source`` (``"model"`` or the attribution method), ``low``,
-        ``high`` (the compared feature values), ``n``, ``n_boot``.
+        ``high`` (the compared feature values), ``n``, ``n_boot``, ``output_sd`` (standard
+        deviation of the explained output over the rows; for attributions, of their row sums)
+        and ``effect_sd`` (``effect / output_sd``, the scale of the finding's minimum effect).
     ci : float
         Coverage of the bootstrap interval.
     n_boot : int
@@ -121,14 +124,16 @@ class ExpectationResult(ResultMixin):
             else:
                 ci_txt = (f"{self.ci:.0%} CI {r['ci_low']:+.3g} to {r['ci_high']:+.3g}, "
                           f"n={r['n']}")
+            size = r["effect_sd"] if np.isfinite(r["effect_sd"]) else np.inf  # flat output
+            level = grade("expectation_violation", size, n=int(r["n"]))
             out.append(Finding(
-                "expectation_violation", "high", 9,
+                "expectation_violation", level, 9,
                 f"{r['model']}: '{r['feature']}' {verb} the output although it is expected to "
                 f"be {r['expected']} (effect {r['effect']:+.3g}, {ci_txt}).",
                 subject=str(r["feature"]), model=str(r["model"]), domain="overall",
                 evidence={k: r[k] for k in ("expected", "observed", "effect", "ci_low", "ci_high",
                                             "p_value", "q_value", "source", "low", "high", "n",
-                                            "n_boot")}))
+                                            "n_boot", "output_sd", "effect_sd")}))
         return out
 
     def plot(self, ax: Any = None) -> Any:
@@ -137,7 +142,10 @@ class ExpectationResult(ResultMixin):
 
         t = self.table.iloc[::-1]
         if ax is None:
-            _, ax = plt.subplots(figsize=(7, 0.35 * len(t) + 1.2))
+            longest = max((len(f"{m} · {f} (expected ↑)") for m, f in
+                           zip(t["model"], t["feature"])), default=0)
+            _, ax = plt.subplots(figsize=(max(7.0, 4.5 + 0.08 * longest),
+                                          0.35 * len(t) + 1.2), layout="constrained")
         y = np.arange(len(t))
         colors = np.where(t["violated"], "#C44E52", "#4C72B0")
         xerr = np.clip([t["effect"] - t["ci_low"], t["ci_high"] - t["effect"]], 0, None)
@@ -239,14 +247,16 @@ def check_expectations(
     table = pd.DataFrame(rows)
     table["q_value"] = bh_adjust(table["p_value"].to_numpy())
     cols = ["model", "feature", "expected", "observed", "effect", "ci_low", "ci_high", "p_value",
-            "q_value", "violated", "source", "low", "high", "n", "n_boot"]
+            "q_value", "violated", "source", "low", "high", "n", "n_boot", "output_sd",
+            "effect_sd"]
     params = {"n_boot": n_boot, "ci": ci, "target": target,
               "random_state": seed_record(random_state), "expectations": expected}
     return ExpectationResult(table=table[cols], ci=ci, n_boot=n_boot, params=params)
 
 
 def _summarise(name: str, feat: str, exp: str, est: float, reps: np.ndarray, ci: float,
-               source: str, lo: float, hi: float, n: int, n_boot: int) -> dict[str, Any]:
+               source: str, lo: float, hi: float, n: int, n_boot: int,
+               sd: float) -> dict[str, Any]:
     diff = difference_summary(reps, ci)  # the effect's CI and its p-value against 0
     c_lo, c_hi, p = diff["ci_low"], diff["ci_high"], diff["p_value"]
     violated = bool(c_hi < 0) if exp == "increasing" else bool(c_lo > 0)
@@ -254,7 +264,8 @@ def _summarise(name: str, feat: str, exp: str, est: float, reps: np.ndarray, ci:
     return {"model": name, "feature": feat, "expected": exp, "observed": observed,
             "effect": float(est), "ci_low": float(c_lo), "ci_high": float(c_hi),
             "p_value": float(p), "violated": violated, "source": source, "low": lo, "high": hi,
-            "n": int(n), "n_boot": n_boot}
+            "n": int(n), "n_boot": n_boot, "output_sd": sd,
+            "effect_sd": float(est) / sd if sd > 0 else float("nan")}
 
 
 def _model_rows(name: str, model: Any, data: Any, expected: dict[str, str], n_boot: int,
@@ -269,15 +280,17 @@ def _model_rows(name: str, model: Any, data: Any, expected: dict[str, str], n_bo
     for f, (lo, hi) in zip(feats, steps):
         blocks.append(X.assign(**{f: lo}))
         blocks.append(X.assign(**{f: hi}))
+    blocks.append(X)  # the output itself, for its spread
     big = pd.concat(blocks, ignore_index=True)
     frame = wants_frame(data)  # models fitted on arrays get arrays
     out = model_output(adapter, big if frame else big.to_numpy(), target=target)
-    out = out.reshape(len(feats), 2, n)
+    sd = float(np.std(out[-n:]))
+    out = out[:-n].reshape(len(feats), 2, n)
     E = out[:, 1, :] - out[:, 0, :]  # (features, n) per-sample effects
     est = E.mean(axis=1)
     reps = np.concatenate([(W @ E.T) / n for W in bootstrap_weights(n, n_boot, random_state=rng)])
-    return [_summarise(name, f, expected[f], est[i], reps[:, i], ci, "model", lo, hi, n, n_boot)
-            for i, (f, (lo, hi)) in enumerate(zip(feats, steps))]
+    return [_summarise(name, f, expected[f], est[i], reps[:, i], ci, "model", lo, hi, n, n_boot,
+                       sd) for i, (f, (lo, hi)) in enumerate(zip(feats, steps))]
 
 
 def _attribution_rows(name: str, attr: AttributionResult, expected: dict[str, str], n_boot: int,
@@ -306,5 +319,6 @@ def _attribution_rows(name: str, attr: AttributionResult, expected: dict[str, st
 
     est = slopes(np.ones((1, n)))[0]
     reps = np.concatenate([slopes(W) for W in bootstrap_weights(n, n_boot, random_state=rng)])
+    sd = float(np.std(attr.values.reshape(n, -1).sum(axis=1)))  # spread of output - baseline
     return [_summarise(name, f, expected[f], est[i], reps[:, i], ci, attr.method, steps[i][0],
-                       steps[i][1], n, n_boot) for i, f in enumerate(expected)]
+                       steps[i][1], n, n_boot, sd) for i, f in enumerate(expected)]

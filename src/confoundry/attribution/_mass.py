@@ -160,7 +160,7 @@ class MassByGroupResult(ResultMixin):
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(1.4 * len(self.table) + 2, 3.5))
+            _, ax = plt.subplots(figsize=(1.4 * len(self.table) + 2, 3.5), layout="constrained")
         rng = np.random.default_rng(0)
         labels = self.table["group"].astype(str).tolist()
         for i, g in enumerate(labels):
@@ -280,7 +280,10 @@ def mass_by_group(
         st = np.unique(st_arr.astype(str), return_inverse=True)[1]
     keep = np.isfinite(s)
     s, g, st = s[keep], g[keep], st[keep]
-    levels, codes = np.unique(g.astype(str), return_inverse=True)
+    from .._utils import natural_order
+
+    levels = np.array(natural_order(g.astype(str).tolist()), dtype=str)  # 2 before 10
+    codes = pd.Categorical(g.astype(str), categories=levels).codes.astype(np.int64)
     sizes = np.bincount(codes, minlength=len(levels))
     if len(levels) < 2 or np.any(sizes < 2):
         raise ValueError(f"by has levels {levels.tolist()} with sizes {sizes.tolist()} (after "

@@ -134,7 +134,8 @@ class ShadowGlassBoxResult(ResultMixin):
         if ax is None:
             cols = min(3, len(feats))
             rows = -(-len(feats) // cols)
-            fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+            fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False,
+                                     layout="constrained")
             axes = axes.ravel()
         else:
             fig, axes = ax.figure, [ax]

@@ -10,6 +10,7 @@ Examples
 ('data', 'data')
 """
 
+from .._severity import severity_rules
 from ._audit import Audit
 from ._audit_result import AuditResult, StepStatus
 from ._context import AuditContext as AuditContext
@@ -20,4 +21,4 @@ from ._steps import AuditStep as AuditStep
 from ._steps import ReportSection as ReportSection
 from ._steps import audit_steps
 
-__all__ = ["Audit", "AuditResult", "StepStatus", "audit_steps"]
+__all__ = ["Audit", "AuditResult", "StepStatus", "audit_steps", "severity_rules"]

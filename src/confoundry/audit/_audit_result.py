@@ -10,6 +10,8 @@ import pandas as pd
 
 from .._result import Finding, ResultMixin, Verdict, findings_frame, to_jsonable
 from ._findings import iter_results, verdict
+from ._questions import four_questions
+from ._text import format_findings
 
 STATUSES = ("ran", "skipped", "failed", "interrupted")
 
@@ -312,6 +314,7 @@ class AuditResult(ResultMixin):
             "model_name": self.model_name,
             "task": self.task,
             "verdict": self.verdict(),
+            "questions": self.questions(),
             "findings": [f.to_dict() for f in findings_order(self.findings())],
             "steps": {k: v.to_dict() for k, v in self.steps.items()},
             "data": dict(self.data),
@@ -376,6 +379,19 @@ class AuditResult(ResultMixin):
                 f"{html.escape(v['text'])} ({ran}/{len(self.steps)} steps ran)</p>")
         frame = self.summary().drop(columns=["evidence"])
         return head + frame.head(self._html_max_rows).to_html(escape=True, index=False)
+
+    def questions(self) -> list[dict[str, str]]:
+        """The four questions of the audit, each answered in one sentence with one number:
+        ``question``, ``answer``, ``number``, ``severity``, ``step`` (the report's anchor,
+        ``"step-<name>"``) and ``status`` (``"answered"`` or ``"unanswered"``); the top of
+        the report and of ``print(result)``, and ``"questions"`` in the JSON record."""
+        return four_questions(self)
+
+    def __str__(self) -> str:
+        """The verdict and the four questions, then every finding worst first, wrapped to the
+        terminal's width: the sentence with its severity, and one line of the numbers behind
+        it (what ``print(result)`` shows; :meth:`summary` is the same as a DataFrame)."""
+        return format_findings(self.findings(), self.verdict(), questions=self.questions())
 
     def __repr__(self) -> str:
         ran = [k for k, s in self.steps.items() if s.status == "ran"]

@@ -186,8 +186,11 @@ class AuditContext:
 
     @property
     def baselines(self) -> Any:
-        """The fitted baselines (``BaselinesResult``), or None when that step did not run."""
-        return self.results.get("baselines")
+        """The fitted baselines (``BaselinesResult``) without the degenerate ones (constant
+        scores: :attr:`BaselinesResult.degenerate`), or None when that step did not run."""
+        base = self.results.get("baselines")
+        usable = getattr(base, "usable", None)
+        return usable() if callable(usable) else base
 
     @property
     def headline_metric(self) -> str:

@@ -8,9 +8,11 @@ an error naming the argument now, never a failed step minutes later.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ..attribution._expectations import expectation_direction
+from ..data._coerce import metadata_also_inputs
 from ..probes._outputs import resolve_layer
 from ..probes._probe import check_probe_metadata
 
@@ -28,3 +30,11 @@ def check_audit_inputs(audit: Any) -> None:
                             "(or layer=None).")
         resolve_layer(audit.adapter, audit.model, audit.layer)
     check_probe_metadata(data.metadata, data.metadata_kinds)
+    also = metadata_also_inputs(data)
+    if also:
+        which = "; ".join(f"'{c}' is {d}" for c, d in also.items())
+        warnings.warn(f"metadata column(s) that are also model inputs: {which}. Their probes "
+                      "will find that the outputs depend on them, which is expected rather "
+                      "than confounding; their rows are marked in the report. Drop them from "
+                      "metadata= unless that is what you want to see.", UserWarning,
+                      stacklevel=3)

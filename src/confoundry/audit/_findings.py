@@ -31,9 +31,10 @@ VERDICTS = {
 
 
 def iter_results(results: Mapping[str, Any]) -> Iterable[tuple[str, str | None, Any]]:
-    """Yield ``(step, key, result)`` for every result object, unpacking per-key dicts."""
+    """Yield ``(step, key, result)`` for every result object, unpacking per-key dicts (a
+    mapping with findings of its own, such as the baselines, is one result)."""
     for step, res in results.items():
-        if isinstance(res, Mapping):
+        if isinstance(res, Mapping) and not callable(getattr(res, "findings", None)):
             for key, sub in res.items():
                 yield step, str(key), sub
         else:
@@ -84,7 +85,67 @@ def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any], model
     for name, st in steps.items():
         if st.status == "failed":
             out.append(failed_finding(name, st, model_name, tips.get(name, DEFAULT_TIP)))
-    return rank_findings(out)
+    return rank_findings(group_findings(rank_findings(out)))
+
+
+#: how many members a grouped finding names in its title (the evidence lists them all).
+GROUP_NAMED = 4
+
+
+def group_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per kind and model for findings about single domains or slices.
+
+    Findings of one ``kind`` about one ``model`` in several domains (``domain`` other than
+    ``None`` and ``"overall"``: a site, a slice, a held-out group) become one finding: the
+    worst member's sentence, then the other domains by name, with every member's numbers in
+    ``evidence["rows"]`` (one row each: ``domain``, ``severity``, ``title`` and the member's
+    evidence). Its severity is the worst member's; its ``domain`` reads "3 domains". Lone
+    findings and whole-test-set findings are kept as they are, in their order.
+
+    Examples
+    --------
+    >>> fs = [Finding("failing_slice", "high", 9, "m fails where a.", model="m", domain="a",
+    ...               evidence={"n": 50}),
+    ...       Finding("failing_slice", "medium", 9, "m fails where b.", model="m", domain="b",
+    ...               evidence={"n": 40}),
+    ...       Finding("memorisation", "high", 7, "noise", domain="overall")]
+    >>> out = group_findings(fs)
+    >>> [(f.kind, f.severity, f.domain) for f in out]
+    [('failing_slice', 'high', '2 slices'), ('memorisation', 'high', 'overall')]
+    >>> out[0].title
+    "m fails where a. The same kind of finding holds in 1 more slice: 'b' (all 2 in the table)."
+    >>> [r["domain"] for r in out[0].evidence["rows"]]
+    ['a', 'b']
+    """
+    findings = list(findings)
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for i, f in enumerate(findings):
+        if f.domain not in (None, "overall"):
+            groups.setdefault((f.kind, f.model), []).append(i)
+    merged: dict[int, Finding] = {}
+    drop: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        fs = rank_findings(findings[i] for i in members)
+        merged[members[0]] = _grouped(fs)
+        drop.update(members[1:])
+    return [merged.get(i, f) for i, f in enumerate(findings) if i not in drop]
+
+
+def _grouped(fs: list[Finding]) -> Finding:
+    head, rest = fs[0], fs[1:]
+    noun = "slice" if head.kind == "failing_slice" else "domain"
+    names = ", ".join(f"'{f.domain}'" for f in rest[:GROUP_NAMED])
+    if len(rest) > GROUP_NAMED:
+        names += f" and {len(rest) - GROUP_NAMED} more"
+    title = (f"{head.title} The same kind of finding holds in {len(rest)} more {noun}"
+             f"{'s' if len(rest) > 1 else ''}: {names} (all {len(fs)} in the table).")
+    rows = [{"domain": f.domain, "severity": f.severity, "title": f.title, **dict(f.evidence)}
+            for f in fs]
+    return Finding(head.kind, head.severity, head.tip, title, subject=head.subject,
+                   model=head.model, evidence={"rows": rows, "n_grouped": len(fs)},
+                   domain=f"{len(fs)} {noun}s")
 
 
 def failed_finding(name: str, st: Any, model_name: str | None, tip: int) -> Finding:

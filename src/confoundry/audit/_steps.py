@@ -34,8 +34,10 @@ from ..controls import (
     membership_risk,
     overfitting_gap,
 )
+from ..data._coerce import metadata_also_inputs
 from ..domains import contrast_attributions, discover_slices, split_domains
 from ..models import compare_models, fit_baselines
+from ..models._baselines import degenerate_reason
 from ..probes import probe_confounders
 from ..stats import HEADLINE_METRIC
 from ._context import AuditContext, Skip
@@ -165,7 +167,8 @@ def run_baselines(ctx: AuditContext) -> Any:
 
 
 def run_performance(ctx: AuditContext) -> MetricTableResult:
-    return MetricTableResult.from_panel(ctx.panel, ctx.model_name)
+    return MetricTableResult.from_panel(ctx.panel, ctx.model_name,
+                                        degenerate=degenerate_reason(ctx.scores))
 
 
 def run_comparison(ctx: AuditContext) -> Any:
@@ -317,9 +320,16 @@ def run_sanity_check(ctx: AuditContext) -> Any:
 
 
 def run_probes(ctx: AuditContext) -> Any:
-    return probe_confounders(ctx.adapter, ctx.data, None, None, scores=ctx.scores,
-                             layer=ctx.options.layer, n_permutations=ctx.options.n_permutations,
-                             random_state=ctx.seeds["probes"], verbose=ctx.options.verbose)
+    res = probe_confounders(ctx.adapter, ctx.data, None, None, scores=ctx.scores,
+                            layer=ctx.options.layer, n_permutations=ctx.options.n_permutations,
+                            random_state=ctx.seeds["probes"], verbose=ctx.options.verbose)
+    also = metadata_also_inputs(ctx.data)
+    if also:
+        ctx.note("Metadata that is also a model input: " + "; ".join(
+            f"'{c}' is {d}" for c, d in also.items()) + ". Its probes are marked: a "
+            "dependence of the outputs on it is expected, not a sign of confounding.")
+        res = res.mark_inputs(also)
+    return res
 
 
 def domain_splits(ctx: AuditContext) -> dict[str, Any]:

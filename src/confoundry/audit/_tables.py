@@ -41,12 +41,22 @@ class MetricTableResult(ResultMixin):
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_panel(cls, panel: MetricPanel, model_name: str) -> MetricTableResult:
+    def from_panel(cls, panel: MetricPanel, model_name: str, *,
+                   degenerate: str = "") -> MetricTableResult:
         """The rows of ``model_name`` in ``panel``, and a finding if it is no better than
-        chance on the headline metric."""
+        chance on the headline metric, or ``degenerate`` (why its scores are constant, by
+        the baselines' check)."""
         t = panel.frame(model_name)
         task = panel.task
         findings: list[Finding] = []
+        if degenerate:
+            findings.append(Finding(
+                "degenerate_model", "high", 7,
+                f"{model_name} is degenerate: {degenerate} of the {panel.n} test rows. Its "
+                "metrics and every comparison with it measure nothing; check the trained "
+                "weights, the output= setting and the preprocessing.",
+                subject="degenerate", model=model_name, domain="overall",
+                evidence={"reason": degenerate, "n": int(panel.n)}))
         main = HEADLINE_METRIC[task]
         row = t.loc[t["metric"] == main].iloc[0]
         chance = 0.0 if task == "regression" else 0.5
@@ -70,7 +80,7 @@ class MetricTableResult(ResultMixin):
 
         t = self.table
         if ax is None:
-            _, ax = plt.subplots(figsize=(5.5, 0.35 * len(t) + 1))
+            _, ax = plt.subplots(figsize=(5.5, 0.35 * len(t) + 1), layout="constrained")
         ypos = np.arange(len(t))[::-1]
         est = t["estimate"].to_numpy(float)
         err = np.vstack([est - t["ci_low"].to_numpy(float), t["ci_high"].to_numpy(float) - est])
@@ -79,7 +89,6 @@ class MetricTableResult(ResultMixin):
         ax.set_yticks(ypos, [LABELS.get(m, m) for m in t["metric"]])
         ax.set_xlabel("estimate with 95% bootstrap CI")
         ax.set_title(f"{self.model_name}: test metrics (n={int(t['n'].iloc[0])})")
-        ax.figure.tight_layout()
         return ax.figure
 
 
@@ -159,7 +168,7 @@ class DataSummaryResult(ResultMixin):
                 for _, r in t.iterrows():
                     rows.append((f"{col} = {r['level']}", r["rate"], r["ci_low"], r["ci_high"]))
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.3 * max(len(rows), 2) + 1))
+            _, ax = plt.subplots(figsize=(6, 0.3 * max(len(rows), 2) + 1), layout="constrained")
         if not rows:
             ax.text(0.5, 0.5, "no metadata", ha="center", va="center")
             ax.set_axis_off()
@@ -174,7 +183,6 @@ class DataSummaryResult(ResultMixin):
         ax.set_yticks(ypos, [r[0][:40] for r in rows])
         ax.set_xlabel("label rate (binary) or mean label, 95% CI")
         ax.set_title("label by metadata level")
-        ax.figure.tight_layout()
         return ax.figure
 
 
@@ -186,8 +194,11 @@ def _levels(s: pd.Series, kind: str) -> pd.Series:
 
 
 def _label_table(levels: pd.Series, y: np.ndarray | None, task: str | None) -> pd.DataFrame:
+    from .._utils import natural_order
+
     df = pd.DataFrame({"level": levels.to_numpy(), "y": y if y is not None else 0})
-    g = df.groupby("level", sort=True)["y"]
+    df["level"] = pd.Categorical(df["level"], categories=natural_order(df["level"]))  # 2 < 10
+    g = df.groupby("level", sort=True, observed=True)["y"]
     n = g.size().to_numpy(float)
     out = pd.DataFrame({"level": g.size().index.astype(str), "n": n.astype(int)})
     if y is None:

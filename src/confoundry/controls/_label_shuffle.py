@@ -113,7 +113,7 @@ class LabelShuffleResult(ResultMixin):
 
         t = self.table
         if ax is None:
-            fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(t) + 1.8))
+            fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(t) + 1.8), layout="constrained")
         else:
             fig = ax.figure
         ypos = np.arange(len(t))[::-1]
@@ -127,7 +127,6 @@ class LabelShuffleResult(ResultMixin):
         ax.set_xlabel(f"test {label} (95% bootstrap CI, n = {int(t['n'].iloc[0])})")
         ax.set_title("Label-shuffle control", fontsize=10)
         ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
         return fig
 
 

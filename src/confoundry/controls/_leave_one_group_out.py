@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, to_jsonable
+from .._severity import grade
 from .._utils import check_random_state, int_seed, progress, renamed_keyword
 from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, check_probability, describe
@@ -92,8 +93,10 @@ class LeaveOneGroupOutResult(ResultMixin):
                 continue
             pooled = r["group"] == POOLED
             who = "Every group held out in turn" if pooled else f"Group '{r['group']}' held out"
+            level = grade("group_generalisation_gap", r["difference"], n=int(r["n"]),
+                          ceiling="high" if pooled else "medium")
             out.append(Finding(
-                "group_generalisation_gap", "high" if pooled else "medium", 4,
+                "group_generalisation_gap", level, 4,
                 f"{who} scores {label} {r['estimate']:.3f} [{r['ci_low']:.3f}, "
                 f"{r['ci_high']:.3f}] against {r['internal']:.3f} with random splits "
                 f"(q = {r['q_value']:.2g}): internal validation overstates performance on new "
@@ -111,7 +114,7 @@ class LeaveOneGroupOutResult(ResultMixin):
 
         t = self.table
         if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 0.35 * len(t) + 1.8))
+            fig, ax = plt.subplots(figsize=(6, 0.35 * len(t) + 1.8), layout="constrained")
         else:
             fig = ax.figure
         ypos = np.arange(len(t))[::-1]
@@ -128,7 +131,6 @@ class LeaveOneGroupOutResult(ResultMixin):
         ax.set_title("Leave one group out (red: differs from internal, q < "
                      f"{self.alpha:g})", fontsize=10)
         ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
         return fig
 
 
@@ -242,7 +244,10 @@ def leave_one_group_out(
     task, n = data.task, data.n_samples
     metric = resolve_metric(metric, task)
     g, by_name = _check_by(by, data)
-    levels, codes = np.unique(g, return_inverse=True)
+    from .._utils import natural_order
+
+    levels = np.array(natural_order(g.tolist()), dtype=object)  # 1, 2, ..., 10: not 1, 10, 2
+    codes = pd.Categorical(g.tolist(), categories=levels.tolist()).codes.astype(np.int64)
     if len(levels) < 2:
         raise ValueError(f"by has a single level ({levels[0]!r}); expected at least two "
                          "groups to hold out.")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin
+from .._severity import grade
 from .._utils import check_random_state, int_seed, progress, thread_map
 from ..data._validation import check_positive_int, check_probability
 from ..stats import (
@@ -147,7 +148,8 @@ class OverfittingResult(ResultMixin):
         ref = on_head if not on_head.empty else sig.iloc[:1]
         worst = ref.loc[ref["difference"].idxmax()]
         sub_label = LABELS.get(subject, subject)
-        severity = "high" if on_head["baseline"].nunique() == n_base else "medium"
+        severity = grade("overfitting", worst["difference"],
+                         ceiling="high" if on_head["baseline"].nunique() == n_base else "medium")
         title = (
             f"{self.model_name} has memorised its training data more than the glass-box "
             f"baselines: its drop in {sub_label} from training to test exceeds "
@@ -174,7 +176,8 @@ class OverfittingResult(ResultMixin):
         if ax is None:
             fig, axes = plt.subplots(len(metrics), 1, squeeze=False,
                                      figsize=(6.5, 0.35 * len(models) * len(metrics)
-                                              + 0.55 * len(metrics) + 0.8))
+                                              + 0.55 * len(metrics) + 0.8),
+                                     layout="constrained")
             axes = axes[:, 0]
         else:
             fig, axes = ax.figure, [ax]
@@ -197,7 +200,6 @@ class OverfittingResult(ResultMixin):
         axes[-1].set_xlabel("gap (positive = worse on test), 95% bootstrap CI")
         fig.suptitle(f"Overfitting gap (n_train={self.n_train}, n_test={self.n_test})",
                      fontsize=10)
-        fig.tight_layout()
         return fig
 
 

@@ -354,6 +354,68 @@ def coerce_metadata(metadata: Any, n: int, index: pd.Index, X: Any) -> pd.DataFr
     return meta
 
 
+#: above this many features, only features named like a metadata column are compared.
+MAX_COMPARED_FEATURES = 2000
+
+
+#: a metadata column with at most this many levels matches a feature up to level names;
+#: one with more (a continuous column) only by equal values.
+MAX_RENAMED_LEVELS = 20
+
+
+def _same_values(x: pd.Series, m: pd.Series) -> bool:
+    a, b = x.to_numpy(), m.to_numpy()
+    if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(m):
+        return bool(np.allclose(a.astype(float), b.astype(float), rtol=1e-9, atol=0.0))
+    return bool(np.array_equal(a.astype(str), b.astype(str)))
+
+
+def metadata_also_inputs(data: Any) -> dict[str, str]:
+    """Metadata columns that are also model inputs: a feature of the same name, or a feature
+    whose values equal the column's up to a renaming of its levels (e.g. ``sex`` as 0/1 in X
+    and "F"/"M" in the metadata). Maps the column to a description of that input.
+
+    A probe of such a column finds that "the outputs depend on it", which is then expected,
+    not confounding. Only tabular inputs are compared (features beyond
+    :data:`MAX_COMPARED_FEATURES` by name only).
+
+    Examples
+    --------
+    >>> from confoundry import AuditData
+    >>> X = pd.DataFrame({"age": [50, 60, 70, 80], "male": [0, 1, 1, 0]})
+    >>> meta = pd.DataFrame({"sex": ["F", "M", "M", "F"], "site": ["a", "a", "b", "b"]})
+    >>> metadata_also_inputs(AuditData(X, [0, 1, 0, 1], metadata=meta))
+    {'sex': "the input 'male' (the same values under other level names)"}
+    """
+    meta = getattr(data, "metadata", None)
+    if meta is None or not getattr(data, "is_tabular", False):
+        return {}
+    names = [str(f) for f in data.feature_names]
+    out: dict[str, str] = {}
+    X = data.X if isinstance(data.X, pd.DataFrame) else pd.DataFrame(data.values, columns=names)
+    compare = len(names) <= MAX_COMPARED_FEATURES
+    for col in meta.columns:
+        if col in names:
+            out[col] = f"the input '{col}' (same name)"
+            continue
+        if not compare:
+            continue
+        m_codes, m_levels = pd.factorize(meta[col], sort=False)
+        k = len(m_levels)
+        for f in names:
+            x = X[f]
+            if x.nunique(dropna=False) != k:
+                continue
+            same = _same_values(x, meta[col])
+            if same or (k <= MAX_RENAMED_LEVELS and
+                        # first-seen order makes equal codes a bijection of the levels
+                        np.array_equal(pd.factorize(x, sort=False)[0], m_codes)):
+                out[col] = (f"the input '{f}'" if same
+                            else f"the input '{f}' (the same values under other level names)")
+                break
+    return out
+
+
 def metadata_kinds_of(metadata: pd.DataFrame | None,
                       override: Mapping[str, str] | None) -> dict[str, str]:
     """The kind of every metadata column, inferred, with ``override`` (``metadata_kinds=``)

@@ -72,7 +72,7 @@ class DangerTableResult(ResultMixin):
         import matplotlib.pyplot as plt
 
         if ax is None:
-            fig, ax = plt.subplots(figsize=(5, 4.5))
+            fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
         else:
             fig = ax.figure
         a = self.asthma
@@ -92,7 +92,6 @@ class DangerTableResult(ResultMixin):
         ax.set_ylabel("model's predicted risk")
         ax.set_title(f"Asthmatic patients (n = {int(a.sum())}), triage at {self.threshold:.0%}")
         ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
         return fig
 
 

@@ -88,7 +88,7 @@ class ParadoxTableResult(ResultMixin):
         feats = list(dict.fromkeys(t["feature"]))
         sources = list(dict.fromkeys(t["source"]))
         if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 0.9 + 0.9 * len(feats)))
+            fig, ax = plt.subplots(figsize=(7, 0.9 + 0.9 * len(feats)), layout="constrained")
         else:
             fig = ax.figure
         h = 0.8 / len(sources)
@@ -105,7 +105,6 @@ class ParadoxTableResult(ResultMixin):
         ax.set_xlabel("change of the log-odds of death, feature 0 -> 1 (95% CI)")
         ax.set_title("Truly harmful, learned as protective")
         ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
         return fig
 
 

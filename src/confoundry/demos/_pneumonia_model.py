@@ -165,7 +165,7 @@ class MLPSearchResult(ResultMixin):
         import matplotlib.pyplot as plt
 
         if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
+            fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
         else:
             fig = ax.figure
         for i, g in self.history.groupby("config"):
@@ -178,7 +178,6 @@ class MLPSearchResult(ResultMixin):
         n_tune = int(self.search["n_tune"].iloc[0])
         ax.set_title(f"MLP hyperparameter search (tuning n = {n_tune})")
         ax.legend(fontsize=7)
-        fig.tight_layout()
         return fig
 
 

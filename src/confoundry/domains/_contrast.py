@@ -14,6 +14,7 @@ from .._utils import check_random_state, renamed_keyword
 from ..data._validation import check_positive_int, check_probability, describe
 from ..stats import DEFAULT_CI, DEFAULT_FDR, bh_adjust, bootstrap_weights, percentile_ci
 from ..stats._bootstrap import _MAX_CELLS
+from ._common import MIN_N
 
 STATISTICS = ("mean", "mean_abs")
 #: default q-value under which a feature is reported as used differently.
@@ -76,9 +77,11 @@ class ContrastResult(ResultMixin):
 
     def findings(self) -> list[Finding]:
         """One ``attribution_contrast`` finding (info, Tip 9) naming the features used
-        differently at q < ``fdr``, if any."""
+        differently at q < ``fdr``, if any; none when either group has fewer than
+        20 rows (the domains' floor, ``min_n``), since no claim rests on
+        so few."""
         sig = self.table[self.table["q_value"] < self.fdr]
-        if sig.empty:
+        if sig.empty or min(int(sig["n_a"].iloc[0]), int(sig["n_b"].iloc[0])) < MIN_N:
             return []
         top = sig.head(5)
         parts = [f"{r.feature} ({r.difference:+.3g}, q = {r.q_value:.2g})"
@@ -104,7 +107,7 @@ class ContrastResult(ResultMixin):
 
         t = self.table.head(max_features).iloc[::-1]
         if ax is None:
-            _, ax = plt.subplots(figsize=(7, 0.35 * len(t) + 1.4))
+            _, ax = plt.subplots(figsize=(7, 0.35 * len(t) + 1.8), layout="constrained")
         est = t["difference"].to_numpy(dtype=float)
         err = np.vstack([est - t["ci_low"].to_numpy(dtype=float),
                          t["ci_high"].to_numpy(dtype=float) - est])
@@ -115,10 +118,10 @@ class ContrastResult(ResultMixin):
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(ypos, [f"{f}{' *' if s else ''}" for f, s in zip(t["feature"], sig)])
         what = "mean attribution" if self.statistic == "mean" else "mean |attribution|"
-        ax.set_xlabel(f"{what}: '{self.group_a}' minus '{self.group_b}' ({self.ci:.0%} CI; "
+        ax.set_xlabel(f"{what}: '{self.group_a}' minus '{self.group_b}'\n({self.ci:.0%} CI; "
                       f"* q < {self.fdr:g})")
-        ax.set_title(f"What {self.model_name or 'the model'} does differently ({self.method})")
-        ax.figure.tight_layout()
+        ax.set_title(f"What {self.model_name or 'the model'} does differently\n({self.method})",
+                     fontsize=10)
         return ax.figure
 
 

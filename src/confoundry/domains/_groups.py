@@ -86,9 +86,12 @@ def bin_quantiles(name: str, x: np.ndarray, bins: int) -> Coded:
 
 def code_levels(name: str, x: Any) -> Coded:
     """Each distinct value of a categorical column is one code (sorted where sortable)."""
+    from .._utils import natural_order
+
     s = pd.Series(np.asarray(x, dtype=object) if not isinstance(x, pd.Series) else x)
-    codes, uniques = pd.factorize(s, sort=True)
-    values = tuple(uniques.tolist())
+    uniques = natural_order(s.dropna().unique().tolist())  # 1, 2, ..., 10: never 1, 10, 2
+    codes = pd.Categorical(s, categories=uniques).codes
+    values = tuple(uniques)
     labels = tuple(f"{name} = {fmt_number(v)}" for v in values)
     return Coded(name, codes.astype(np.int64), labels, "levels", values=values)
 

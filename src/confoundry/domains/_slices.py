@@ -164,7 +164,7 @@ class SliceResult(ResultMixin):
 
         t = self.table.head(max_slices)
         if ax is None:
-            _, ax = plt.subplots(figsize=(8, 0.4 * max(len(t), 1) + 1.4))
+            _, ax = plt.subplots(figsize=(8, 0.4 * max(len(t), 1) + 1.4), layout="constrained")
         if len(t) == 0:
             ax.text(0.5, 0.5, "no candidate slice passed the discovery half", ha="center",
                     va="center", transform=ax.transAxes)
@@ -187,7 +187,6 @@ class SliceResult(ResultMixin):
         ax.set_xlabel(f"{label} on the confirmation half (95% CI)")
         ax.set_title(f"Candidate failing slices of {self.model_name} (red: confirmed at "
                      f"FDR {self.fdr:g})")
-        ax.figure.tight_layout()
         return ax.figure
 
 

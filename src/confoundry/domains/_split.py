@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, internal
+from .._severity import grade
 from .._utils import check_random_state, int_seed, progress
 from ..data._validation import check_positive_int, check_probability, describe
 from ..models import as_model
@@ -188,7 +189,9 @@ class DomainResult(ResultMixin):
     def findings(self) -> list[Finding]:
         """A ``domain_gap`` when the headline metric differs between domains (CI excludes 0),
         and ``baseline_outperforms`` for each domain where a baseline beats the model. No
-        finding rests on a domain below the ``min_n`` / ``min_events`` floor."""
+        finding rests on a domain below the ``min_n`` / ``min_events`` floor: those domains
+        are named in one ``too_small_to_judge`` finding (*info*). Severities follow
+        :func:`confoundry.severity_rules` (an AUROC gap or loss under 0.02 is *low*)."""
         out: list[Finding] = []
         m = self._metric(None)
         gap = self.difference(m)
@@ -197,7 +200,8 @@ class DomainResult(ResultMixin):
             worse, better = (g["domain_low"], g["domain_high"]) if HIGHER_IS_BETTER[m] else \
                 (g["domain_high"], g["domain_low"])
             out.append(Finding(
-                "domain_gap", "medium", 9,
+                "domain_gap", grade("domain_gap", g["difference"],
+                                    n=min(int(g["n_high"]), int(g["n_low"]))), 9,
                 f"{LABELS[m]} of {self.model_name} differs between domains: "
                 f"{g['value_high']:.3g} in '{g['domain_high']}' (n = {g['n_high']}) vs "
                 f"{g['value_low']:.3g} in '{g['domain_low']}' (n = {g['n_low']}); gap "
@@ -213,9 +217,13 @@ class DomainResult(ResultMixin):
             # the overall row is the model comparison's finding (reported once by that step);
             # here only the domains where a baseline wins
             lost = c[c["baseline_better"] & (c["metric"] == m) & (c["domain"] != OVERALL)]
+            lost = lost[lost["testable"]] if "testable" in lost else lost
             for _, r in lost.iterrows():
+                if r["ci_low"] <= 0 <= r["ci_high"]:
+                    continue  # q and CI disagree: not a supported win
                 out.append(Finding(
-                    "baseline_outperforms", "medium", 2,
+                    "baseline_outperforms", grade("baseline_outperforms", r["difference"],
+                                                  n=int(r["n"]), ceiling="medium"), 2,
                     f"In '{r['domain']}' (n = {r['n']}), baseline {r['baseline']} beats "
                     f"{self.model_name} on {LABELS[m]}: {r['baseline_value']:.3g} vs "
                     f"{r['model_value']:.3g} ({self.model_name} minus {r['baseline']} "
@@ -227,6 +235,21 @@ class DomainResult(ResultMixin):
                               **{k: r[k] for k in ("baseline", "domain", "metric", "model_value",
                                                    "baseline_value", "difference", "ci_low",
                                                    "ci_high", "p_value", "q_value", "n")}}))
+        small = self.by_domain[~self.by_domain["testable"].astype(bool)] \
+            if "testable" in self.by_domain else self.by_domain.iloc[:0]
+        if len(small):
+            min_n = self.params.get("min_n", MIN_N)
+            min_events = self.params.get("min_events", MIN_EVENTS)
+            names = ", ".join(f"'{d}' (n = {int(k)})" for d, k in zip(small["domain"], small["n"]))
+            out.append(Finding(
+                "too_small_to_judge", "info", 9,
+                f"Too small to judge: {names}. Below the floor of {min_n} rows or "
+                f"{min_events} of each class, no finding rests on "
+                f"{'it' if len(small) == 1 else 'them'}; their rows are shown without a test.",
+                subject=" / ".join(self.by), model=self.model_name, domain="overall",
+                evidence={"domains": [str(d) for d in small["domain"]],
+                          "n": [int(k) for k in small["n"]], "min_n": min_n,
+                          "min_events": min_events}))
         return out
 
     # ------------------------------------------------------------------- plot
@@ -238,7 +261,8 @@ class DomainResult(ResultMixin):
         domains = [OVERALL] + list(self.by_domain["domain"])
         models = list(dict.fromkeys(self.by_model["model"]))
         if ax is None:
-            _, ax = plt.subplots(figsize=(7, 0.45 * len(domains) * max(1, len(models) / 2) + 1.2))
+            _, ax = plt.subplots(figsize=(7, 0.45 * len(domains) * max(1, len(models) / 2) + 1.2),
+                                 layout="constrained")
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         height = 0.8 / len(models)
         ypos = np.arange(len(domains))[::-1].astype(float)
@@ -262,7 +286,6 @@ class DomainResult(ResultMixin):
         ax.set_title(f"{LABELS[m]} by domain")
         if len(models) > 1:
             ax.legend(loc="best", fontsize="small")
-        ax.figure.tight_layout()
         return ax.figure
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import ResultMixin
+from .._result import Finding, ResultMixin, to_jsonable
 from .._utils import check_random_state, int_seed, progress
 from ..data import AuditData, ensure_data
 from ..data._validation import check_positive_int, describe
@@ -111,6 +111,63 @@ class BaselinesResult(ResultMixin, Mapping):
     def __len__(self) -> int:
         return len(self._models)
 
+    @property
+    def degenerate(self) -> dict[str, str]:
+        """Baselines whose scores on the training data are constant, with the reason; the
+        audit leaves them out of every comparison (a constant model has no ranking to compare)."""
+        return {n: str(m.tuning.get("degenerate") or "") for n, m in self._models.items()
+                if m.tuning.get("degenerate")}
+
+    def usable(self) -> BaselinesResult:
+        """The same result without the :attr:`degenerate` baselines.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> base = fit_baselines(X, y, kinds=("logistic",), random_state=0, verbose=False)
+        >>> list(base.usable()), base.degenerate
+        (['logistic'], {})
+        """
+        bad = self.degenerate
+        if not bad:
+            return self
+        return BaselinesResult({k: m for k, m in self._models.items() if k not in bad},
+                               task=self.task, feature_names=self.feature_names,
+                               n_train=self.n_train, tuning=self.tuning,
+                               random_state=self.random_state, params=self.params)
+
+    def findings(self) -> list[Finding]:
+        """``degenerate_model`` (*medium*) for a baseline with constant scores, left out of the
+        comparisons; ``tuning_at_boundary`` (*low*) for a baseline whose tuned setting is an
+        edge of its grid, so that the comparison may understate it."""
+        out: list[Finding] = []
+        for name, m in self._models.items():
+            t = m.tuning
+            if t.get("degenerate"):
+                out.append(Finding(
+                    "degenerate_model", "medium", 2,
+                    f"The glass-box {name} is degenerate: {t['degenerate']} of its "
+                    f"{self.n_train} training rows, so it is left out of the comparisons, "
+                    "which it would distort (a constant score has no ranking). A larger "
+                    "training set or a wider tuning grid may give it signal.",
+                    subject="degenerate", model=name, domain="overall",
+                    evidence={"reason": t["degenerate"], "n_train": self.n_train,
+                              "best_params": to_jsonable(t.get("best_params"))}))
+            edges = t.get("at_boundary") or {}
+            if edges:
+                what = "; ".join(f"{p} = {b['value']}, the {b['edge']} value of {b['grid']}"
+                                 for p, b in edges.items())
+                out.append(Finding(
+                    "tuning_at_boundary", "low", 2,
+                    f"The tuning of the glass-box {name} chose an edge of its grid ({what}): "
+                    "a better setting may lie outside the grid, so the comparison may "
+                    "understate this baseline.",
+                    subject="tuning", model=name, domain="overall",
+                    evidence={"parameters": to_jsonable(edges)}))
+        return out
+
     def tuning_table(self) -> pd.DataFrame:
         """One row per model: how it was tuned and what it cost.
 
@@ -144,7 +201,7 @@ class BaselinesResult(ResultMixin, Mapping):
 
         t = self.tuning_table()
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.45 * len(t) + 1.2))
+            _, ax = plt.subplots(figsize=(6, 0.45 * len(t) + 1.2), layout="constrained")
         score = pd.to_numeric(t["cv_score"], errors="coerce").to_numpy(dtype=float)
         ypos = np.arange(len(t))[::-1]
         ax.barh(ypos, np.nan_to_num(score), color="#4C72B0")
@@ -159,7 +216,6 @@ class BaselinesResult(ResultMixin, Mapping):
         label = LABELS.get(canonical_metric(scoring), scoring) if scoring else "score"
         ax.set_xlabel(f"cross-validated {label} (training data)")
         ax.set_title(f"Glass-box baselines ({self.task}, n_train = {self.n_train})")
-        ax.figure.tight_layout()
         return ax.figure
 
     def __repr__(self) -> str:
@@ -293,7 +349,10 @@ def fit_baselines(
         record["n_train"] = int(len(X))
         record["random_state"] = seeds[kind]
         record["warnings"] = sorted({f"{w.category.__name__}: {w.message}"[:200] for w in caught})
-        models[kind] = _CLASSES[kind](est, name=kind, tuning=record, **common)
+        model = _CLASSES[kind](est, name=kind, tuning=record, **common)
+        model.tuning["degenerate"] = degenerate_reason(model.predict_scores(X))
+        model.tuning["at_boundary"] = grid_boundary(record)
+        models[kind] = model
     params = {"kinds": list(kinds), "tuning": tuning, "cv": cv, "scoring": scoring,
               "random_state": random_state if isinstance(random_state, (int, np.integer))
               or random_state is None else type(random_state).__name__,
@@ -303,6 +362,61 @@ def fit_baselines(
 
 
 # ---------------------------------------------------------------------- helpers
+def degenerate_reason(scores: Any) -> str:
+    """Why a model's scores are degenerate ("" when they are not): the same value (or class
+    probabilities) for every row, to 1e-9 of their scale.
+
+    Examples
+    --------
+    >>> degenerate_reason([0.3, 0.3, 0.3]), degenerate_reason([0.1, 0.9])
+    ('it predicts the same score (0.3) for every row', '')
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return ""
+    s = s.reshape(len(s), -1)
+    spread = np.ptp(s, axis=0).max()
+    if spread <= 1e-9 * max(1.0, float(np.abs(s).max())):
+        what = f"{s[0, 0]:.3g}" if s.shape[1] == 1 else "class probabilities"
+        return f"it predicts the same score ({what}) for every row"
+    return ""
+
+
+def grid_boundary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The tuned settings that sit on an edge of their grid (a better value may lie outside
+    it): ``{parameter: {"value", "grid"}}``, from a tuning record's ``search_space`` and
+    ``best_params``. Grids of fewer than 3 numeric values have no interior and are ignored.
+
+    Examples
+    --------
+    >>> grid_boundary({"search": "grid", "search_space": {"C": [0.01, 1, 100]},
+    ...                "best_params": {"C": 0.01}})
+    {'C': {'value': 0.01, 'grid': [0.01, 1, 100], 'edge': 'lowest'}}
+    """
+    if record.get("search") != "grid":
+        return {}
+    out: dict[str, Any] = {}
+    best = record.get("best_params") or {}
+    for name, grid in (record.get("search_space") or {}).items():
+        if name not in best or not isinstance(grid, (list, tuple)) or len(grid) < 3:
+            continue
+        try:
+            vals = sorted(float(v) for v in grid)
+            v = float(best[name])
+        except (TypeError, ValueError):
+            continue
+        if v == vals[0] and v <= _HARD_LIMITS.get(name, -np.inf):
+            continue  # the smallest value the parameter can take: nothing lies beyond it
+        if v in (vals[0], vals[-1]):
+            out[name] = {"value": best[name], "grid": list(grid),
+                         "edge": "lowest" if v == vals[0] else "highest"}
+    return out
+
+
+#: the smallest value a tuned parameter can take (an optimum there is not at a grid's edge).
+_HARD_LIMITS = {"max_depth": 1, "min_samples_leaf": 1, "max_leaf_nodes": 2}
+
+
 def _check_kinds(kinds: Any) -> tuple[str, ...]:
     if isinstance(kinds, str):
         kinds = (kinds,)

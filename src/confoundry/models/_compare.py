@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._result import Finding, ResultMixin, internal
+from .._severity import grade
 from .._utils import check_random_state, int_seed, progress, renamed_keyword
 from ..data import AuditData
 from ..data._validation import check_positive_int, check_probability, describe
@@ -158,7 +159,9 @@ class ModelComparisonResult(ResultMixin):
 
         For each glass-box baseline on the task's headline metric (AUROC, macro AUROC or R²),
         with Benjamini-Hochberg q-values across baselines:
-        ``baseline_outperforms`` *high* when the baseline is significantly better,
+        ``baseline_outperforms`` *high* when the baseline is significantly better by at
+        least the minimum effect of :func:`confoundry.severity_rules` (0.02; *medium* or *low*
+        when the gain is smaller),
         ``baseline_outperforms`` *medium* when it is not significantly worse (deep learning buys
         nothing measurable here), ``reference_outperforms`` *info* when the reference is
         significantly better. Untuned baselines add a *low* ``untuned_baseline`` finding.
@@ -183,10 +186,11 @@ class ModelComparisonResult(ResultMixin):
             ci_txt = (f"{name} minus {self.reference} {r['difference']:+.3f}, {self.ci:.0%} CI "
                       f"{r['ci_low']:+.3f} to {r['ci_high']:+.3f}, q = {r['q_value']:.3g}, "
                       f"n = {r['n']}")
-            sig = r["q_value"] < self.fdr
+            sig = r["q_value"] < self.fdr and not (r["ci_low"] <= 0 <= r["ci_high"])
             if sig and r["difference"] > 0:
                 out.append(Finding(
-                    "baseline_outperforms", "high", 2,
+                    "baseline_outperforms", grade("baseline_outperforms", r["difference"],
+                                                  n=r["n"]), 2,
                     f"The glass-box {name} has a higher {label} than {self.reference} "
                     f"({r['estimate_a']:.3f} vs {r['estimate_b']:.3f}; {ci_txt}): the deep "
                     "model is not the better model here.",
@@ -232,7 +236,8 @@ class ModelComparisonResult(ResultMixin):
             ncol = min(3, len(metrics))
             nrow = math.ceil(len(metrics) / ncol)
             fig, grid = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 0.45 * len(models) * nrow
-                                                          + 1.2 * nrow), squeeze=False)
+                                                          + 1.2 * nrow), squeeze=False,
+                                     layout="constrained")
             axes = list(grid.ravel())
             for extra in axes[len(metrics):]:
                 extra.set_visible(False)
@@ -253,7 +258,6 @@ class ModelComparisonResult(ResultMixin):
             axm.tick_params(labelsize=8)
         fig.suptitle(f"{self.ci:.0%} bootstrap CIs, n = {len(self.y)}, {self.n_boot} replicates",
                      fontsize=9)
-        fig.tight_layout()
         return fig
 
 
