@@ -176,6 +176,36 @@ def evaluate(tasks: Sequence[StatTask], P: np.ndarray | None) -> dict[tuple, np.
     return out
 
 
+def column_statistics(U: np.ndarray, D: np.ndarray, A: np.ndarray,
+                      Q: np.ndarray | None) -> np.ndarray:
+    """The statistic ``g_j' A g_j``, ``g_j = D[Q_b]' U[:, j]``, of every column ``j`` of ``U``
+    for each row ``Q_b`` of ``Q`` (b, n): row ``i`` of the permuted design is ``D[Q_b[i]]``
+    (``Q=None``: the observed design; the result has shape (1, F)).
+
+    The columns of ``U`` are the unit-norm 1-D output bases of many outputs (or orthonormal
+    blocks of multi-dimensional ones: a block's Pillai trace is the sum of its columns), all
+    orthogonal to what the test conditions on. One gather of the design and one matrix product
+    serve every column, for every permutation of the block.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> D = metadata_design(rng.integers(0, 3, 50), "categorical")
+    >>> U = orthonormal(residualize(rng.normal(size=(50, 2))))
+    >>> t = make_task(("a",), U[:, :1], D, strata=None)
+    >>> bool(np.isclose(column_statistics(U, D, t.A, None)[0, 0], evaluate([t], None)[("a",)][0]))
+    True
+    """
+    if Q is None:
+        G = (D.T @ U)[None]                                         # (1, m, F)
+    else:
+        b, n = Q.shape
+        m = D.shape[1]
+        Dp = np.ascontiguousarray(D[Q].transpose(0, 2, 1)).reshape(b * m, n)
+        G = (Dp @ U).reshape(b, m, U.shape[1])                      # (b, m, F)
+    return np.einsum("bkf,kl,blf->bf", G, A, G, optimize=True)
+
+
 # ------------------------------------------------------------------ permutations
 def chunk_size(n: int, d: int, n_permutations: int) -> int:
     return int(max(1, min(n_permutations, MAX_CELLS // max(n * max(d, 1), 1))))
@@ -208,19 +238,38 @@ def permutation_chunks(n: int, n_permutations: int, *, strata: np.ndarray | None
 
 
 # ------------------------------------------------------------------ conditional permutation test
-def cpt_log_odds_factors(c: np.ndarray, kind: str, y: np.ndarray,
-                         seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Factors ``f`` (n,) of metadata and ``g`` (n,) of the label such that the model of the
-    metadata given the label has ``log q(c_a | y_i) = f_a g_i + terms in c_a or y_i alone``.
+def cpt_log_odds_factors(c: np.ndarray, kind: str, y: np.ndarray, seed: int,
+                         covariates: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Factors ``f`` and ``g`` of metadata and conditioning variables such that the model of the
+    metadata given the label (and ``covariates``) has ``log q(c_a | z_i) = f_a . g_i + terms in
+    c_a or z_i alone``.
 
-    Continuous metadata: Gaussian with a cubic mean in the label ranks (f = c / sigma², g = mean).
-    Categorical metadata: multinomial logistic regression on the standardised label ranks
-    (f = class coefficients, g = label ranks).
+    Continuous metadata: Gaussian with a mean cubic in the label ranks and linear in the
+    ``covariates`` columns (f = c / sigma², g = mean; both of shape (n,)). Categorical metadata:
+    multinomial logistic regression on the standardised label ranks (f = class coefficients,
+    g = label ranks, shape (n,)), plus the ``covariates`` columns when given (then f and g have
+    shape (n, 1 + q): the cross term is the dot product of the class coefficients and the
+    predictors).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.normal(size=200); c = y + rng.normal(size=200)
+    >>> f, g = cpt_log_odds_factors(c, "continuous", y, seed=0)
+    >>> f.shape, g.shape
+    ((200,), (200,))
+    >>> f, g = cpt_log_odds_factors((c > 0).astype(int), "categorical", y, seed=0,
+    ...                             covariates=rng.normal(size=(200, 2)))
+    >>> f.shape, g.shape
+    ((200, 3), (200, 3))
     """
     basis = label_basis(y)
+    cov = None if covariates is None else np.asarray(covariates, dtype=np.float64).reshape(
+        len(y), -1)
     if kind == "continuous":
         c = np.asarray(c, dtype=np.float64)
-        X = np.column_stack([np.ones(len(c)), basis])
+        X = np.column_stack([np.ones(len(c)), basis] + ([] if cov is None else [cov]))
         coef, *_ = np.linalg.lstsq(X, c, rcond=None)
         mu = X @ coef
         var = max(float(np.mean((c - mu) ** 2)), 1e-12)
@@ -229,11 +278,14 @@ def cpt_log_odds_factors(c: np.ndarray, kind: str, y: np.ndarray,
 
     codes = stratum_codes(c)
     r = basis[:, :1]
-    clf = LogisticRegression(C=10.0, max_iter=500, random_state=seed).fit(r, codes)
+    Xc = r if cov is None else np.column_stack([r, cov])
+    clf = LogisticRegression(C=10.0, max_iter=500, random_state=seed).fit(Xc, codes)
     coef = clf.coef_
     if coef.shape[0] == 1:  # two levels: sklearn keeps one row for class 1
         coef = np.vstack([np.zeros_like(coef), coef])
-    return coef[codes, 0], r[:, 0]
+    if cov is None:
+        return coef[codes, 0], r[:, 0]
+    return coef[codes], Xc
 
 
 def cpt_permutations(f: np.ndarray, g: np.ndarray, n_permutations: int, *, seed: int,
@@ -246,18 +298,23 @@ def cpt_permutations(f: np.ndarray, g: np.ndarray, n_permutations: int, *, seed:
     disjoint pairs (i, j) with probability ``sigmoid((f_b - f_a) (g_i - g_j))``, where ``a`` and
     ``b`` are the samples whose metadata sit at i and j. The pairing of a sweep is drawn from a
     fixed pool of random pairings: a mixture of reversible kernels is reversible, which is all
-    the exchangeability argument needs.
+    the exchangeability argument needs. ``f`` and ``g`` of shape (n, q) (a model with
+    covariates, see :func:`cpt_log_odds_factors`) swap with probability
+    ``sigmoid((f_b - f_a) . (g_i - g_j))``.
     """
     rng = np.random.default_rng(seed)
-    f = np.asarray(f, dtype=np.float32).ravel()
-    g = np.asarray(g, dtype=np.float64).ravel()
+    multi = np.ndim(f) == 2  # vector factors (covariates): the cross term is a dot product
+    f = np.asarray(f, dtype=np.float32)
+    g = np.asarray(g, dtype=np.float64)
+    if not multi:
+        f, g = f.ravel(), g.ravel()
     n = len(f)
     half = n // 2
     if chunk is None:
-        chunk = max(1, min(n_permutations, 8_000_000 // max(n, 1)))
+        chunk = max(1, min(n_permutations, 8_000_000 // max(n * (f.shape[1] if multi else 1), 1)))
     pool = np.stack([rng.permutation(n)[: 2 * half] for _ in range(CPT_POOL)])
     pi, pj = pool[:, :half], pool[:, half:]
-    dg = (g[pi] - g[pj]).astype(np.float32)  # (pool, half)
+    dg = (g[pi] - g[pj]).astype(np.float32)  # (pool, half) or (pool, half, q)
 
     def sweep(perm: np.ndarray) -> None:
         b = len(perm)
@@ -268,8 +325,11 @@ def cpt_permutations(f: np.ndarray, g: np.ndarray, n_permutations: int, *, seed:
         jj = pj[choice] + off
         a = flat[ii]
         c = flat[jj]
-        logit = f[a] - f[c]
-        logit *= dg[choice]
+        if multi:
+            logit = np.einsum("bhq,bhq->bh", f[a] - f[c], dg[choice])
+        else:
+            logit = f[a] - f[c]
+            logit *= dg[choice]
         # u < sigmoid(x)  <=>  u * (1 + exp(-x)) < 1   (exp overflow gives "no swap")
         with np.errstate(over="ignore", invalid="ignore"):
             np.exp(logit, out=logit)

@@ -3,7 +3,8 @@ errors, and does it still predict them once the true label is accounted for?
 
 The function runs in phases, one private helper each: validate the inputs (``_inputs``), get
 the outputs and embeddings (``_outputs``), build the test tasks (``_plan``), permute
-(``_permute``), and tabulate (``_table``).
+(``_permute``), and tabulate (``_table``). One module past 450 lines: the phases share the
+``_Inputs`` and ``_Plan`` records and the probe definitions, and read best in call order.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..data._validation import check_positive_int, check_probability
 from ..models import as_model
 from ..stats import DEFAULT_FDR, bh_adjust, monte_carlo_se
 from . import _engine as E
+from ._conditioning import Conditioning, build_conditioning, check_adjust_for
 from ._outputs import (
     check_scores,
     collect_activations,
@@ -52,6 +54,7 @@ def probe_confounders(
     random_state: Any = None,
     verbose: bool = True,
     alpha: float | None = None,
+    adjust_for: Any = None,
 ) -> ProbeResult:
     """Does metadata the model never saw predict its outputs, embeddings or errors, and does it
     still once the true label is accounted for?
@@ -109,6 +112,15 @@ def probe_confounders(
         Show progress bars.
     alpha : float, optional
         Deprecated spelling of ``fdr``.
+    adjust_for : str or list of str, optional
+        Metadata columns the conditional probes also condition on: covariates the user
+        considers legitimate reasons for the outputs to differ (age, sex, ...). They are not
+        probed themselves (no rows). With a categorical label the conditional probes permute
+        within label x covariate strata (a continuous covariate in 5 quantile bins) and project
+        a cubic basis of each continuous covariate's ranks out of the output; with a
+        continuous label the conditional permutation test models the metadata given the label
+        and the covariates. The ``test`` column says which; ``params["adjust_for"]`` records
+        the columns. The other probes are unchanged.
 
     Returns
     -------
@@ -128,13 +140,32 @@ def probe_confounders(
     True
     >>> sorted({f.kind for f in res.findings()})
     ['confounded_dataset', 'confounded_output']
+
+    A model that follows age, in a data set where the older patients come from site b: the
+    outputs depend on the site given the label, but not given the label and age.
+
+    >>> age = rng.normal(60, 10, n) + 8 * site
+    >>> s2 = 1 / (1 + np.exp(-(2 * y - 1 + 0.1 * (age - 60) + rng.normal(size=n))))
+    >>> meta = pd.DataFrame({"site": site, "age": age})
+    >>> plain = probe_confounders(y=y, metadata=meta, scores=s2, n_permutations=200,
+    ...                           random_state=0, verbose=False)
+    >>> adj = probe_confounders(y=y, metadata=meta, scores=s2, n_permutations=200,
+    ...                         random_state=0, verbose=False, adjust_for=["age"])
+    >>> bool(plain.row("site", "output_conditional")["significant"])
+    True
+    >>> bool(adj.row("site", "output_conditional")["significant"]), adj.params["adjust_for"]
+    (False, ['age'])
+    >>> adj.row("site", "output_conditional")["test"]
+    'permutation within label x age strata'
     """
     n_permutations = check_positive_int(n_permutations, "n_permutations")
     fdr = _check_fdr(fdr, alpha)
     inp = _inputs(model, X, y, metadata, scores, layer)
+    adjust = check_adjust_for(adjust_for, inp.meta)
+    inp, cond = _split_covariates(inp, adjust)
     rng = check_random_state(random_state)
     s, acts, layer_name, adapter = _outputs(inp, model, scores, layer)
-    plan = _plan(inp, s, acts, rng)
+    plan = _plan(inp, s, acts, rng, cond)
     obs, hits = _permute(inp, plan, n_permutations, verbose)
     table = _table(inp, plan, obs, hits, n_permutations, fdr)
     info = {"random_state": random_state if isinstance(random_state, (int, type(None)))
@@ -142,7 +173,7 @@ def probe_confounders(
             "cpt_steps": None if plan.classification else E.CPT_STEPS,
             "embedding_dim": None if acts is None else int(acts.shape[1])}
     params = {"n_permutations": n_permutations, "fdr": fdr, "layer": layer_name,
-              "scores_given": scores is not None, **info}
+              "scores_given": scores is not None, "adjust_for": list(adjust), **info}
     return ProbeResult(table, fdr, n_permutations, inp.task, layer_name,
                        None if adapter is None else adapter.name, info, params)
 
@@ -247,6 +278,19 @@ def _inputs(model: Any, X: Any, y: Any, metadata: Any, scores: Any, layer: Any) 
                    kinds, None)
 
 
+def _split_covariates(inp: _Inputs, adjust: tuple[str, ...]) -> tuple[_Inputs, Conditioning]:
+    """The inputs without the ``adjust_for`` columns (they are conditioned on, not probed),
+    and what the conditional probes condition on."""
+    covs = inp.meta[list(adjust)] if adjust else None
+    cond = build_conditioning(inp.y, inp.classification, covs,
+                              {c: inp.kinds[c] for c in adjust})
+    if adjust:
+        keep = [c for c in inp.meta.columns if c not in adjust]
+        inp = _Inputs(inp.task, inp.n, inp.y, inp.n_classes, inp.meta[keep],
+                      {c: inp.kinds[c] for c in keep}, inp.X)
+    return inp, cond
+
+
 def _outputs(inp: _Inputs, model: Any, scores: Any, layer: Any
              ) -> tuple[np.ndarray, np.ndarray | None, str | None, Any]:
     """Scores (the given ones, or the model's), the activations of ``layer`` and its name, and
@@ -276,8 +320,11 @@ class _Plan:
     classification: bool
     strata: np.ndarray | None
     lbasis: np.ndarray | None
+    cond: Conditioning
     marginal: list[E.StatTask] = field(default_factory=list)
     stratified: list[E.StatTask] = field(default_factory=list)
+    #: conditional probes of a categorical label with adjust_for: permuted within cond.strata
+    adjusted: list[E.StatTask] = field(default_factory=list)
     cpt: dict[str, list[E.StatTask]] = field(default_factory=dict)
     straws: dict[str, Any] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=dict)
@@ -285,19 +332,26 @@ class _Plan:
 
     @property
     def all_tasks(self) -> list[E.StatTask]:
-        return self.marginal + self.stratified + [t for ts in self.cpt.values() for t in ts]
+        return (self.marginal + self.stratified + self.adjusted
+                + [t for ts in self.cpt.values() for t in ts])
 
 
 def _plan(inp: _Inputs, s: np.ndarray, acts: np.ndarray | None,
-          rng: np.random.Generator) -> _Plan:
+          rng: np.random.Generator, conditioning: Conditioning) -> _Plan:
     """Reduce labels, outputs, errors and activations to orthonormal bases and pair each with
     each metadata design; draw the folds of the straw models and the permutation seeds."""
     n, yv, classification = inp.n, inp.y, inp.classification
     strata = E.stratum_codes(yv) if classification else None
     lbasis = None if classification else E.label_basis(yv)
-    plan = _Plan(classification, strata, lbasis)
+    plan = _Plan(classification, strata, lbasis, conditioning)
+    adjusted = conditioning.adjusted
 
     def cond(Z: np.ndarray) -> np.ndarray:
+        if adjusted:
+            return conditioning.orthonormal(Z, E.MAX_COMPONENTS)
+        return E.orthonormal(E.residualize(Z, strata=strata, basis=lbasis), E.MAX_COMPONENTS)
+
+    def err_cond(Z: np.ndarray) -> np.ndarray:  # the error probe conditions on the label only
         return E.orthonormal(E.residualize(Z, strata=strata, basis=lbasis), E.MAX_COMPONENTS)
 
     def marg(Z: np.ndarray) -> np.ndarray:
@@ -312,7 +366,7 @@ def _plan(inp: _Inputs, s: np.ndarray, acts: np.ndarray | None,
     Z_out = output_matrix(s, inp.task)
     U_out_m, U_out_c = marg(Z_out), cond(Z_out)
     Z_err = error_matrix(yv.astype(np.float64), s, inp.task)
-    U_err = cond(Z_err) if classification else marg(Z_err)
+    U_err = err_cond(Z_err) if classification else marg(Z_err)
     U_emb_m = U_emb_c = None
     if acts is not None:
         Z_emb = E.principal_components(acts, E.MAX_COMPONENTS)
@@ -322,17 +376,19 @@ def _plan(inp: _Inputs, s: np.ndarray, acts: np.ndarray | None,
         D = E.metadata_design(inp.meta[c].to_numpy(), inp.kinds[c])
 
         def task(probe: str, U: np.ndarray, stratified: bool, c: str = c,
-                 D: np.ndarray = D) -> E.StatTask:
-            return E.make_task((c, probe), U, D, strata=strata if stratified else None)
+                 D: np.ndarray = D, by: np.ndarray | None = strata) -> E.StatTask:
+            return E.make_task((c, probe), U, D, strata=by if stratified else None)
 
         plan.marginal.append(task("label_association", U_label, False))
         plan.marginal.append(task("output_marginal", U_out_m, False))
         if acts is not None:
             plan.marginal.append(task("embedding_marginal", U_emb_m, False))
         if classification:
-            plan.stratified.append(task("output_conditional", U_out_c, True))
+            into = plan.adjusted if adjusted else plan.stratified
+            by = conditioning.strata if adjusted else strata
+            into.append(task("output_conditional", U_out_c, True, by=by))
             if acts is not None:
-                plan.stratified.append(task("embedding_conditional", U_emb_c, True))
+                into.append(task("embedding_conditional", U_emb_c, True, by=by))
             plan.stratified.append(task("error", U_err, True))
         else:
             plan.marginal.append(task("error", U_err, False))
@@ -345,6 +401,8 @@ def _plan(inp: _Inputs, s: np.ndarray, acts: np.ndarray | None,
                                    inp.task, folds) for c in inp.columns}
     plan.seeds = {"marginal": int_seed(rng), "strata": int_seed(rng)}
     plan.cpt_seeds = {c: int_seed(rng) for c in inp.columns}
+    if plan.adjusted:  # drawn last: without adjust_for every other stream stays as it was
+        plan.seeds["adjusted"] = int_seed(rng)
     return plan
 
 
@@ -367,7 +425,7 @@ def _permute(inp: _Inputs, plan: _Plan, n_permutations: int, verbose: bool
     chunk = E.chunk_size(n, d_max, n_permutations)
     n_chunks = -(-n_permutations // chunk)
     n_cpt = -(-n_permutations // max(1, min(n_permutations, 8_000_000 // n)))
-    total = (n_chunks * (1 + int(plan.classification))
+    total = (n_chunks * (1 + int(plan.classification) + int(bool(plan.adjusted)))
              + (0 if plan.classification else n_cpt * len(columns)))
     bar = progress(total=total, desc="confounder probes", verbose=verbose)
     try:
@@ -381,10 +439,15 @@ def _permute(inp: _Inputs, plan: _Plan, n_permutations: int, verbose: bool
                                           seed=plan.seeds["strata"], chunk=chunk):
                 add(E.evaluate(plan.stratified, P))
                 bar.update(1)
+            if plan.adjusted:
+                for P in E.permutation_chunks(n, n_permutations, strata=plan.cond.strata,
+                                              seed=plan.seeds["adjusted"], chunk=chunk):
+                    add(E.evaluate(plan.adjusted, P))
+                    bar.update(1)
         else:
             for c in columns:
                 seed = plan.cpt_seeds[c]
-                f, g = E.cpt_log_odds_factors(inp.meta[c].to_numpy(), inp.kinds[c], yv, seed)
+                f, g = plan.cond.cpt_factors(inp.meta[c].to_numpy(), inp.kinds[c], yv, seed)
                 for perm in E.cpt_permutations(f, g, n_permutations, seed=seed):
                     add(E.evaluate(plan.cpt[c], E.invert(perm)))
                     bar.update(1)
@@ -440,6 +503,8 @@ def _effect_size(t: E.StatTask, T: float, probe: str, kind: str, plan: _Plan
         if both_cat and t.rank > 0:
             es = float(np.sqrt(es))
         return es, "Cramér's V" if both_cat else "R² (ranks)", "permutation"
+    if probe in _CONDITIONAL and plan.cond.adjusted:
+        return plan.cond.partial_r2(t.U, t.D), "partial R²", plan.cond.test_name()
     if probe in _CONDITIONAL or (probe == "error" and plan.classification):
         if plan.classification:
             return es, "partial R²", "permutation within label strata"
