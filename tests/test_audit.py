@@ -108,9 +108,11 @@ def test_every_step_has_a_status(full_result):
 
 
 def test_available_steps_run_and_none_fails(full_result):
-    """With every input given, every step runs."""
+    """With every input given, every step runs (or says it had nothing to do: no probe is
+    significant in this data, so the pathways have nothing to trace)."""
     for name, st in full_result.steps.items():
-        assert st.status == "ran", f"step {name}: {st.label}\n{st.detail}"
+        assert st.status == "ran" or st.reason.startswith("nothing to do: "), \
+            f"step {name}: {st.label}\n{st.detail}"
     for step in ("data", "performance"):
         assert full_result.steps[step].status == "ran"
 

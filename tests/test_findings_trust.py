@@ -270,3 +270,55 @@ def test_evidence_line_and_format():
     assert out.splitlines()[0].startswith("[LOW] word")
     assert "effect = -0.5 (CI -0.6 to -0.4) · q = 0.01 · n = 50" in out.replace("\n      ", " ")
     assert all(len(line) <= 50 for line in out.splitlines())
+
+
+# ------------------------------------------------- pathways in the audit (issue 19, item 4)
+
+
+def _batch_through_assay(n, seed):
+    rng = np.random.default_rng(seed)
+    batch = rng.integers(0, 2, n)
+    y = rng.integers(0, 2, n)
+    X = pd.DataFrame({"assay": y + rng.normal(size=n) + 1.5 * batch,  # the batch shifts it
+                      "age": y + rng.normal(size=n)})
+    return X, y, pd.DataFrame({"batch": batch})
+
+
+def test_the_audit_traces_a_significant_probe_through_the_features():
+    X, y, meta = _batch_through_assay(1500, 0)
+    Xtr, ytr, _ = _batch_through_assay(1500, 1)
+    model = LogisticRegression().fit(Xtr, ytr)
+    res = cf.Audit(model, X, y, metadata=meta, n_permutations=200, n_boot=100,
+                   random_state=0, verbose=False, steps=["probes", "pathways"]).run()
+    assert res.steps["pathways"].status == "ran"
+    conf = [f for f in res.findings() if f.kind == "confounded_output"]
+    assert len(conf) == 1  # the pathway's finding replaces the probe's about the same column
+    f = conf[0]
+    assert f.severity == "high" and "goes through assay" in f.title, f.title
+    assert "not a proof of cause" in f.title and "learned" not in f.title
+    assert res["pathways"].verdict("batch") == "through features"
+    # with a baseline fed the same features, the dependence is no more than the baseline's
+    res2 = cf.Audit(model, X, y, metadata=meta, X_train=Xtr, y_train=ytr,
+                    baseline_kinds=("logistic",), n_permutations=200, n_boot=100,
+                    random_state=0, verbose=False,
+                    steps=["baselines", "probes", "pathways"]).run()
+    f2 = [f for f in res2.findings() if f.kind == "confounded_output"]
+    assert len(f2) == 1 and f2[0].severity == "medium", f2[0].title
+    assert "no more than logistic" in f2[0].title
+    page = res2.to_html()
+    assert "Confounder pathways" in page
+
+
+def test_pathways_skip_without_a_significant_probe():
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    y = (X["a"] + rng.normal(size=n) > 0).astype(int)
+    model = LogisticRegression().fit(X, y)
+    res = cf.Audit(model, X, y, metadata=pd.DataFrame({"site": rng.integers(0, 3, n)}),
+                   n_permutations=100, random_state=0, verbose=False,
+                   steps=["probes", "pathways"]).run()
+    st = res.steps["pathways"]
+    assert st.status == "skipped" and "no conditional output probe is significant" in st.reason
+    assert st.reason.startswith("nothing to do: ")
+    assert not [q for q in res.verdict().unanswered if q["step"] == "pathways"]  # answered

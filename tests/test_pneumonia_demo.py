@@ -39,9 +39,16 @@ def test_the_findings_that_matter_stay_high(demo) -> None:
     sev = {(f.kind, f.model, f.subject): f.severity for f in res.findings()}
     for model in ("MLP", "ebm"):
         assert sev[("expectation_violation", model, "asthma")] == "high"
+    assert any(f.kind == "dangerous_triage" and f.severity == "high" for f in res.findings())
+    # the care received shows in the outputs beyond the label; the pathways (issue 19) trace it
+    # through the features and compare it with the baselines: high, or medium only where a
+    # glass-box model fed the same features depends on it as much (then the finding says so)
     care = [f for f in res.findings() if f.kind == "confounded_output"
-            and f.subject in ("icu_admission", "aggressive_care")]
-    assert care and all(f.severity == "high" for f in care), [f.title for f in care]
+            and f.subject in ("icu_admission", "aggressive_care", "hospital")]
+    assert care, [f.title for f in res.findings()]
+    for f in care:
+        assert f.severity == "high" or (f.severity == "medium" and "no more than" in f.title)
+        assert "goes through" in f.title or "direct" in f.title
 
 
 def test_care_probe_significant(demo) -> None:

@@ -90,8 +90,8 @@ class MassByGroupResult(ResultMixin):
     >>> share = np.r_[rng.uniform(0.6, 0.9, 40), rng.uniform(0.1, 0.4, 40)]
     >>> res = mass_by_group(share, ["A"] * 40 + ["B"] * 40, n_permutations=50, n_boot=50,
     ...                     random_state=0)
-    >>> res.table[["group", "n"]].values.tolist(), res.n
-    ([['A', 40], ['B', 40]], 80)
+    >>> [(str(g), int(n)) for g, n in res.table[["group", "n"]].itertuples(index=False)], res.n
+    ([('A', 40), ('B', 40)], 80)
     >>> bool(res.p_value < 0.05), res.pairwise.columns.tolist()[:3]
     (True, ['group_a', 'group_b', 'difference'])
     """

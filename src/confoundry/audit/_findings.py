@@ -21,6 +21,9 @@ KIND_PRIORITY = (
 
 #: the reason of a step left out with ``Audit(steps=[...])``.
 NOT_REQUESTED = "not requested (steps=...)"
+#: how the reason of a step that had nothing to do begins (its question is answered: e.g. no
+#: significant probe leaves no pathway to trace); such a step is not an unanswered question.
+NOTHING_TO_DO = "nothing to do: "
 
 VERDICTS = {
     "high": "Do not rely on this model yet: {n} high-severity finding(s) must be resolved first.",
@@ -48,7 +51,9 @@ def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any], model
     The same finding reported by two results (e.g. the overall row of every domain split and
     the model comparison, all views of one metric panel) is kept once: findings are matched by
     their structured :attr:`Finding.key` ``(kind, subject, model, domain)``, never by their
-    wording; the first to arrive is kept. The findings of one result are all kept (a result
+    wording; the first to arrive is kept, unless a later result declares with
+    ``supersedes()`` that its finding replaces it (the pathways say more than the probe about
+    the same column). The findings of one result are all kept (a result
     never reports the same thing twice). A result that fails to produce its findings becomes a
     finding of its own, so nothing disappears silently.
 
@@ -67,6 +72,16 @@ def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any], model
     tips = dict(tips or {})
     out: list[Finding] = []
     seen: set[tuple[Any, ...]] = set()
+    # a later result may replace an earlier one's finding with one that says more (the
+    # pathways replace the probe's "outputs depend on the site"): those keys wait for it
+    superseded: dict[tuple[Any, ...], str] = {}
+    for step, _key, res in iter_results(results):
+        sup = getattr(res, "supersedes", None)
+        if callable(sup):
+            try:
+                superseded.update({tuple(k): step for k in sup()})
+            except Exception:  # noqa: BLE001 - its findings() will report the failure
+                pass
 
     for step, key, res in iter_results(results):
         fn = getattr(res, "findings", None)
@@ -79,6 +94,8 @@ def collect_findings(results: Mapping[str, Any], steps: Mapping[str, Any], model
                              f"The findings of step '{step}' could not be read: "
                              f"{type(exc).__name__}: {exc}", subject=key or step,
                              evidence={"step": step})]
+        if superseded:
+            found = [f for f in found if superseded.get(f.key, step) == step]
         mine = [f for f in found if f.key not in seen]
         seen.update(f.key for f in found)
         out.extend(mine)
@@ -174,8 +191,9 @@ IndexError: tuple index out of range)")
 
 def unanswered(steps: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
     """The questions of the steps that did not run: failed (or blocked by a failed step),
-    interrupted, or skipped because an input was missing; steps left out on request are not
-    unanswered questions.
+    interrupted, or skipped because an input was missing; steps left out on request, and steps
+    that had nothing to do (reason starting with :data:`NOTHING_TO_DO`), are not unanswered
+    questions.
 
     Examples
     --------
@@ -187,7 +205,8 @@ def unanswered(steps: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
     """
     out = []
     for name, st in steps.items():
-        if st.status == "ran" or (st.status == "skipped" and st.reason == NOT_REQUESTED):
+        if st.status == "ran" or (st.status == "skipped" and (
+                st.reason == NOT_REQUESTED or str(st.reason).startswith(NOTHING_TO_DO))):
             continue
         status = st.status
         if status == "skipped" and getattr(st, "blocked_by", ""):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._explanation import AttributionResult
 from ..attribution import (
     attribute,
     check_expectations,
@@ -38,9 +39,10 @@ from ..data._coerce import metadata_also_inputs
 from ..domains import contrast_attributions, discover_slices, split_domains
 from ..models import compare_models, fit_baselines
 from ..models._baselines import degenerate_reason
-from ..probes import probe_confounders
+from ..probes import confounder_pathways, probe_confounders
 from ..stats import HEADLINE_METRIC
 from ._context import AuditContext, Skip
+from ._findings import NOTHING_TO_DO
 from ._tables import DataSummaryResult, MetricTableResult
 
 ATTRIBUTION_AUTO = {"torch": "integrated_gradients", "other": "shap_permutation"}
@@ -163,7 +165,8 @@ def run_baselines(ctx: AuditContext) -> Any:
     if not ctx.options.baseline_kinds:
         raise Skip("baseline_kinds is empty")
     return fit_baselines(ctx.train, None, kinds=ctx.options.baseline_kinds,
-                         random_state=ctx.seeds["baselines"], verbose=ctx.options.verbose)
+                         random_state=ctx.seeds["baselines"], verbose=ctx.options.verbose,
+                         max_ebm_features=ctx.options.max_ebm_features)
 
 
 def run_performance(ctx: AuditContext) -> MetricTableResult:
@@ -301,7 +304,13 @@ def run_shadow_glassbox(ctx: AuditContext) -> Any:
     if n > SHADOW_ROWS:
         rng = np.random.default_rng(ctx.seeds["shadow_glassbox"])
         idx = np.sort(rng.choice(n, size=SHADOW_ROWS, replace=False))
-    rows = ctx.data if len(idx) == n else ctx.data.subset(idx)
+    if ctx.data.lazy:  # read by index: the attribution sample, never the whole input
+        if ctx.data.n_features > ctx.options.max_ebm_features:
+            raise Skip(f"the shadow EBM would model all {ctx.data.n_features} features of an "
+                       f"input read in batches (more than max_ebm_features="
+                       f"{ctx.options.max_ebm_features})")
+        idx = ctx.sub_idx
+    rows = ctx.data if len(idx) == n and not ctx.data.lazy else ctx.data.subset(idx)
     base = ctx.baselines
     ref = base["ebm"] if base is not None and "ebm" in base else None
     targets = target_classes(ctx)
@@ -330,6 +339,31 @@ def run_probes(ctx: AuditContext) -> Any:
             "dependence of the outputs on it is expected, not a sign of confounding.")
         res = res.mark_inputs(also)
     return res
+
+
+def run_pathways(ctx: AuditContext) -> Any:
+    """Trace the metadata columns whose conditional output probe is significant (not those
+    that are also model inputs) through the tabular features, with the glass-box baselines
+    as the reference."""
+    probes = ctx.results["probes"]
+    t = probes.table
+    also = set(getattr(probes, "also_inputs", {}) or {})
+    hit = t[(t["probe"] == "output_conditional") & t["significant"].astype(bool)
+            & ~t["metadata"].isin(also)]
+    if hit.empty:
+        raise Skip(f"{NOTHING_TO_DO}no conditional output probe is significant, so there is "
+                   "no pathway to trace")
+    if ctx.data.lazy:
+        raise Skip(f"the pathways perturb every feature of X in memory; X_test is "
+                   f"{ctx.data.source.describe()}, read in batches")
+    attr = ctx.results.get("attributions")
+    if not isinstance(attr, AttributionResult):  # multiclass: one result per class
+        attr = None
+    return confounder_pathways(
+        ctx.adapter, ctx.data, None, None, attribution=attr, baselines=ctx.baselines or None,
+        columns=list(dict.fromkeys(hit["metadata"])),
+        n_permutations=ctx.options.n_permutations, n_boot=min(ctx.options.n_boot, 200),
+        random_state=ctx.seeds["pathways"], verbose=ctx.options.verbose)
 
 
 def domain_splits(ctx: AuditContext) -> dict[str, Any]:
@@ -362,7 +396,13 @@ def run_domains(ctx: AuditContext) -> dict[str, Any]:
 
 
 def run_slices(ctx: AuditContext) -> Any:
-    return discover_slices(ctx.adapter, ctx.data, None, scores=ctx.scores,
+    data = ctx.data
+    if data.lazy:  # the features of a lazy input are not coded column by column
+        data = data.with_labels()
+        data.is_tabular = False
+        ctx.note("Failing slices of an input read in batches are searched over the metadata "
+                 "only, not over its features.")
+    return discover_slices(ctx.adapter, data, None, scores=ctx.scores,
                            model_name=ctx.model_name, random_state=ctx.seeds["slices"],
                            verbose=ctx.options.verbose)
 
@@ -471,6 +511,10 @@ STEPS: tuple[AuditStep, ...] = (
               lost="low", question="Do the attributions depend on the model's parameters?"),
     AuditStep("probes", "Confounder probes", "probes", 4, ("metadata",), (), run_probes,
               lost="high", question="Does metadata the model never saw predict its outputs?"),
+    AuditStep("pathways", "Confounder pathways", "probes", 4, ("metadata", "tabular"),
+              ("probes",), run_pathways,
+              lost="medium", question="Which inputs carry the metadata into the outputs, and "
+              "does the model depend on it more than the glass-box baselines?"),
     AuditStep("domains", "Per-domain metrics", "domains", 9, (), (), run_domains,
               lost="high", question="How does the model do in each domain?"),
     AuditStep("slices", "Failing slices", "domains", 9, ("tabular",), (), run_slices,

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._result import ResultMixin
+from .._result import Finding, ResultMixin, to_jsonable
+from .._severity import grade
 
 #: the verdicts of a metadata column, in the order the summary explains them.
 VERDICTS = ("through features", "direct", "explained by adjust_for", "no effect", "not traced")
@@ -47,7 +48,7 @@ class PathwayResult(ResultMixin):
     Attributes
     ----------
     table : DataFrame
-        The summary, one row per probed metadata column (:meth:`summary`, :meth:`to_frame`):
+        The summary, one row per probed metadata column (:meth:`summary`):
         ``metadata``,
         ``metadata_kind``, ``traced`` (pathways computed), ``verdict`` (one of
         :data:`VERDICTS`), ``through`` (the features named by the verdict, a list),
@@ -118,16 +119,81 @@ class PathwayResult(ResultMixin):
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        """The summary: one row per probed metadata column."""
-        return self.table.copy()
+        """The feature rows: one per traced metadata column x candidate feature (``carries``,
+        ``uses``, ``mediated_share`` with their CIs), largest share first within a column; the
+        per-column verdicts are :meth:`summary`."""
+        if self.features.empty:
+            return self.features.copy()
+        return self.features.sort_values(["metadata", "rank"], kind="mergesort") \
+            .reset_index(drop=True)
 
     def summary(self) -> pd.DataFrame:
         """One row per probed metadata column: the verdict, the features it names, the total,
-        top-k and remaining effects with their CIs, and the sentence (same as :meth:`to_frame`)."""
+        top-k and remaining effects with their CIs, and the sentence."""
         return self.table.copy()
 
     def _extra_dict(self) -> dict[str, Any]:
         return {"model": self.model_name}
+
+    def _traced(self) -> pd.DataFrame:
+        t = self.table
+        return t[t["traced"].astype(bool) & t["significant"].astype(bool)]
+
+    def findings(self) -> list[Finding]:
+        """One ``confounded_output`` finding per traced column, which says what was measured:
+        the dependence beyond the label, the features it goes through (or that it is direct),
+        and whether the model depends on the column more than the glass-box baselines fed the
+        same features. It replaces the probe's finding about the same column
+        (:meth:`supersedes`) and is graded by :func:`confoundry.severity_rules`, except:
+        *low* when the column is derived from the inputs (X predicts it almost perfectly) or
+        explained by ``adjust_for``; at most *medium* when it goes through the features and
+        some baseline fed the same features depends on it as much (the data carry it, the deep
+        model adds nothing of its own: a covariate shift to know about, not a shortcut the
+        network found)."""
+        out: list[Finding] = []
+        for _, r in self._traced().iterrows():
+            col = str(r["metadata"])
+            more = r["more_than_baselines"]
+            if bool(r["derived_from_inputs"]) or r["verdict"] == "explained by adjust_for":
+                level = "low"
+            else:
+                shared = more is False and r["verdict"] == "through features"
+                level = grade("confounded_output", float(r["total_effect"]), n=int(r["n"]),
+                              ceiling="medium" if shared else None)
+            base = self.baselines[self.baselines["metadata"] == col] if len(self.baselines) \
+                else self.baselines
+            evidence = {k: to_jsonable(r[k]) for k in (
+                "verdict", "through", "total_effect", "total_ci_low", "total_ci_high",
+                "p_value", "q_value", "top_k_features", "top_k_share", "top_k_ci_low",
+                "top_k_ci_high", "remaining_share", "remaining_ci_low", "remaining_ci_high",
+                "input_predictability", "derived_from_inputs", "more_than_baselines", "n")}
+            evidence["effect_size"] = evidence["total_effect"]
+            evidence["effect_size_name"] = "partial R²"
+            evidence["ci_low"], evidence["ci_high"] = r["total_ci_low"], r["total_ci_high"]
+            if len(base):
+                evidence["baselines"] = to_jsonable(base[[
+                    "baseline", "effect_baseline", "difference", "ci_low", "ci_high",
+                    "model_more"]])
+            out.append(Finding(
+                "confounded_output", level, 7,
+                f"{r['text']} An association measured on the outputs, not a proof of cause.",
+                subject=col, model=self.model_name, evidence=evidence, domain="overall"))
+        return out
+
+    def supersedes(self) -> list[tuple[str, str, str | None, str]]:
+        """The :attr:`Finding.key` of the probe findings that :meth:`findings` replaces (the
+        conditional output probe of every traced column): the audit keeps this result's
+        finding, which says more, in their place.
+
+        Examples
+        --------
+        >>> t = pd.DataFrame({"metadata": ["site"], "traced": [True], "significant": [True]})
+        >>> PathwayResult(t, pd.DataFrame(), pd.DataFrame(), "binary", 0.05, 100, 50, 3,
+        ...               model_name="mlp").supersedes()
+        [('confounded_output', 'site', 'mlp', 'overall')]
+        """
+        return [("confounded_output", str(c), self.model_name, "overall")
+                for c in self._traced()["metadata"]]
 
     def row(self, metadata: str) -> pd.Series:
         """The summary row of one metadata column."""

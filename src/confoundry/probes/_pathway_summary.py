@@ -14,6 +14,8 @@ from ._pathway_result import BASELINE_COLUMNS, FEATURE_COLUMNS, SUMMARY_COLUMNS,
 
 #: metadata that X predicts at least this well (cross-validated) is derived from the inputs.
 DERIVED_THRESHOLD = 0.95
+#: features a sentence names by name (the largest shares; the feature table has every one).
+NAMED_FEATURES = 4
 #: the remaining effect is "direct" when significant and at least this share of the total.
 DIRECT_SHARE = 0.5
 
@@ -175,8 +177,12 @@ def _text(st: Any, c: str, row: dict[str, Any], tr: Any,
                 "the model uses something the features do not carry (direct).")
     else:
         j = {f: i for i, f in enumerate(st.features)}
-        parts = [f"{f} ({_pct(tr.share[j[f]])} {_ci(*tr.share_ci[j[f]])})"
-                 for f in row["through"]]
+        named = row["through"][:NAMED_FEATURES]
+        parts = [f"{f} ({_pct(tr.share[j[f]])} {_ci(*tr.share_ci[j[f]])})" for f in named]
+        rest = row["through"][NAMED_FEATURES:]
+        if rest:  # the sentence names the largest; the table has them all
+            parts.append(f"{len(rest)} more ({_pct(sum(tr.share[j[f]] for f in rest))} "
+                         "together)")
         differ = "differs" if len(parts) == 1 else "differ"
         how = (f"{differ} between levels of '{c}'" if row["metadata_kind"] == "categorical"
                else f"{'varies' if len(parts) == 1 else 'vary'} with '{c}'")

@@ -194,7 +194,7 @@ def confounder_pathways(
                    verbose=verbose)
     try:
         for c in to_trace:
-            traces[c] = _trace(st, tot, c, top_k, n_permutations, n_boot, bar)
+            traces[c] = _trace(st, tot, c, top_k, n_permutations, n_boot, bar, fdr)
     finally:
         bar.close()
     derived = {c: _input_predictability(st, c) for c in traced if st.data.is_tabular}
@@ -478,7 +478,7 @@ class _Trace:
 
 
 def _trace(st: _Setup, tot: _Totals, c: str, top_k: int, n_permutations: int, n_boot: int,
-           bar: Any) -> _Trace:
+           bar: Any, fdr: float = DEFAULT_FDR) -> _Trace:
     col = tot.columns[c]
     cond = st.cond
     X0 = st.data.values.copy()
@@ -503,15 +503,20 @@ def _trace(st: _Setup, tot: _Totals, c: str, top_k: int, n_permutations: int, n_
     ones = np.ones((1, st.n))
     obs = weighted_effects(ones, col.Dr, R, cond.n_params, col.rank)
     share_obs = obs.share()[0]
-    order = np.argsort(-np.nan_to_num(share_obs[1:F + 1], nan=-np.inf), kind="stable")
-    top = [int(j) for j in order[:top_k]]
+    # the features' own association with the column (carries), as 1-D outputs, tested first:
+    # the top-k are chosen among the features that carry the column (a feature that carries
+    # nothing can mediate nothing; a share there is the noise of the removal)
+    Rc = np.stack([cond.residualize(E.standard_ranks(X0[:, p])[:, None]) for p in pos], axis=1)
+    U = [_unit(Rc[:, j, 0]) for j in range(F)]
+    _, p_c, _ = permutation_p_values(U, col.D, col.A, _iter_draws(col))
+    carriers = bh_adjust(np.asarray(p_c, dtype=float)) < fdr
+    rank_by = np.where(carriers, np.nan_to_num(share_obs[1:F + 1], nan=-np.inf), -np.inf)
+    order = np.argsort(-rank_by, kind="stable")
+    top = [int(j) for j in order[:top_k] if carriers[j]] or [int(order[0])]
     s_top = s_all if len(top) == F else rescore(top)
     bar.update(1)
     R = np.concatenate([R, _outputs_R(cond, st, [s_top])], axis=1)   # full, F singles, all, top
-    # the features' own association with the column (carries), as 1-D outputs
-    Rc = np.stack([cond.residualize(E.standard_ranks(X0[:, p])[:, None]) for p in pos], axis=1)
     obs_top = weighted_effects(ones, col.Dr, R[:, [0, F + 2]], cond.n_params, col.rank)
-    U = [_unit(Rc[:, j, 0]) for j in range(F)]
     U += [E.orthonormal(R[:, o, :], E.MAX_COMPONENTS) for o in (F + 1, F + 2)]
     _, p, _ = permutation_p_values(U, col.D, col.A, _iter_draws(col))
     boot = bootstrap_effects(_weights(st, n_boot, c), col.Dr, R, cond.n_params, col.rank)

@@ -297,7 +297,7 @@ def _summary_table(res: Any, ci: float) -> dict | None:
 
 
 #: the order of a tuning record's entries in the report (the rest follow).
-TUNING_KEYS = ("kind", "search", "search_space", "n_configs", "cv_folds", "scoring", "cv_score",
+TUNING_KEYS = ("kind", "feature_selection", "search", "search_space", "n_configs", "cv_folds", "scoring", "cv_score",
                "best_params", "internal_tuning", "grid_method", "n_fits", "fit_seconds",
                "n_train", "random_state")
 
@@ -401,6 +401,17 @@ def _step_item(result: Any, name: str, title: str, *, dpi: int,
     empty = ""
     if st.status == "ran" and not blocks:
         empty = "This step ran but left no result to show."
+    elif st.status == "skipped" and not blocks:
+        from ..audit._findings import NOT_REQUESTED, NOTHING_TO_DO
+
+        question = getattr(st, "question", "") or "its question"
+        if str(st.reason).startswith(NOTHING_TO_DO):
+            empty = (f"Nothing to do here: {str(st.reason)[len(NOTHING_TO_DO):]}. "
+                     f"That answers it: {question}")
+        elif st.reason == NOT_REQUESTED:
+            empty = f"Left out of this audit (steps=...), so it does not answer: {question}"
+        else:
+            empty = f"Not run ({st.reason}), so it does not answer: {question}"
     return {"step": name, "title": title, "status": st.status, "label": _status_label(st),
             "reason": st.reason, "warnings": warned, "empty": empty,
             "error": {"type": getattr(st, "error_type", ""),
