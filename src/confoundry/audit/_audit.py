@@ -51,6 +51,16 @@ def _check_folder(path: Any) -> str | None:
     return folder
 
 
+def _yields_labels(X: Any) -> bool:
+    """Whether a torch Dataset / DataLoader given as X carries its own labels (x, y)."""
+    from ..data._sources import DatasetSource, as_source, is_lazy_input
+
+    if not is_lazy_input(X) or type(X).__module__.startswith("anndata"):
+        return False
+    src = as_source(X)
+    return isinstance(src, DatasetSource) and src.has_labels
+
+
 def _step_seed(base: int, step: str) -> int:
     """A seed per step that depends only on the audit's seed and the step's name."""
     ss = np.random.SeedSequence([base, zlib.crc32(step.encode())])
@@ -65,7 +75,7 @@ class Audit:
     model : torch.nn.Module, scikit-learn style estimator or callable
         The trained model (anything :func:`confoundry.as_model` takes). Never modified.
     X_test, y_test : DataFrame / ndarray / tensor, array-like
-        Held-out inputs and labels; every finding is measured on them.
+        Held-out inputs and labels; every finding is measured on them (lazy inputs: below).
     metadata : DataFrame, optional
         Variables the model never saw (site, batch, scanner, care, ...), one row per test sample.
         Needed for the confounder probes and the domain splits.
@@ -122,6 +132,19 @@ class Audit:
     strict : bool, keyword-only
         Re-raise the first exception a step raises (the original exception, with a note naming
         the step) instead of recording the step as failed and going on. Default False.
+    max_ebm_features : int, keyword-only
+        With more features than this (omics: thousands of genes), the EBM and tree baselines
+        use the ``max_ebm_features`` features most associated with the label on the training
+        data (univariate F-test), recorded in the tuning table; the penalised linear baseline
+        uses every feature. Default 100.
+
+    Lazy inputs (``docs/inputs.md``): ``X_test`` / ``X_train`` may be a torch ``Dataset`` or
+    ``DataLoader`` (``y_test=None``: labels from a dataset yielding ``(x, y)``), an AnnData
+    (``y_test="obs column"``, ``metadata=["batch", ...]``), a scipy sparse matrix or an array
+    on disk (``numpy.memmap``, ``h5py.Dataset``, ``zarr.Array``), or an
+    :class:`~confoundry.AuditData` of one (e.g. built with ``layer=`` or ``obsm=``). They are
+    read in batches, never copied whole; steps that need a table in memory are skipped with
+    the reason.
 
     Examples
     --------
@@ -141,7 +164,7 @@ class Audit:
         self,
         model: Any,
         X_test: Any,
-        y_test: Any,
+        y_test: Any = None,
         *,
         metadata: Any = None,
         X_train: Any = None,
@@ -166,12 +189,19 @@ class Audit:
         feature_kinds: Mapping[str, str] | None = None,
         metadata_kinds: Mapping[str, str] | None = None,
         strict: bool = False,
+        max_ebm_features: int = 100,
     ) -> None:
-        if y_test is None:
-            raise ValueError("y_test is None; expected the test labels (one per row of X_test).")
-        self.data = AuditData(X_test, y_test, metadata, task=task, feature_kinds=feature_kinds,
-                              metadata_kinds=metadata_kinds)
-        if (X_train is None) != (y_train is None):
+        if isinstance(X_test, AuditData) and y_test is None and metadata is None and (
+                task is None or task == X_test.task):
+            self.data = X_test  # validated already (e.g. an AnnData with layer= or obsm=)
+        else:
+            self.data = AuditData(X_test, y_test, metadata, task=task,
+                                  feature_kinds=feature_kinds, metadata_kinds=metadata_kinds)
+        if self.data.y is None:
+            raise ValueError("y_test is None; expected the test labels (one per row of X_test; "
+                             "an obs column name for an AnnData, or a Dataset yielding (x, y)).")
+        if (X_train is None) != (y_train is None) and not isinstance(X_train, AuditData) and not (
+                X_train is not None and _yields_labels(X_train)):
             given, missing = ("X_train", "y_train") if y_train is None else ("y_train", "X_train")
             raise ValueError(f"{given} was given but {missing} is None; expected both (to fit "
                              "the baselines and run the training controls) or neither.")
@@ -181,8 +211,11 @@ class Audit:
             if metadata_kinds and metadata_train is not None:
                 cols = {str(c) for c in getattr(metadata_train, "columns", ())}
                 train_meta_kinds = {k: v for k, v in metadata_kinds.items() if str(k) in cols}
-            self.train = AuditData(X_train, y_train, metadata_train, task=self.data.task,
-                                   feature_kinds=feature_kinds, metadata_kinds=train_meta_kinds)
+            self.train = (X_train if isinstance(X_train, AuditData) and y_train is None
+                          and metadata_train is None else
+                          AuditData(X_train, y_train, metadata_train, task=self.data.task,
+                                    feature_kinds=feature_kinds,
+                                    metadata_kinds=train_meta_kinds))
             if self.train.feature_names != self.data.feature_names:
                 raise ValueError(
                     f"X_train's features {describe(self.train.feature_names)} differ from "
@@ -210,6 +243,7 @@ class Audit:
         self.max_attribution_rows = check_positive_int(max_attribution_rows,
                                                        "max_attribution_rows", minimum=10)
         self.n_repeats = check_positive_int(n_repeats, "n_repeats")
+        self.max_ebm_features = check_positive_int(max_ebm_features, "max_ebm_features")
         if isinstance(baseline_kinds, str):
             baseline_kinds = (baseline_kinds,)
         self.baseline_kinds = tuple(baseline_kinds)
@@ -256,7 +290,8 @@ class Audit:
             max_attribution_rows=self.max_attribution_rows, baseline_kinds=self.baseline_kinds,
             attribution_method=self.attribution_method, expectations=dict(self.expectations),
             layer=self.layer, train_fn=self.train_fn, group_column=self.group_column,
-            n_repeats=self.n_repeats, verbose=self.verbose)
+            n_repeats=self.n_repeats, verbose=self.verbose,
+            max_ebm_features=self.max_ebm_features)
 
     # ------------------------------------------------------------ validation
     def _check_expectations(self, expectations: Any) -> dict[str, str]:
@@ -382,7 +417,8 @@ class Audit:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:  # into the notes, not the console
             warnings.simplefilter("always")
-            scores = self.adapter.predict_scores(d.X)  # the one forward pass over the test set
+            # the one forward pass over the test set (a lazy input: batch by batch)
+            scores = self.adapter.predict_scores(d.X, verbose=None if self.verbose else False)
         ctx = AuditContext(data=d, train=self.train, adapter=self.adapter,
                            model_name=self._dl_name(), scores=np.asarray(scores),
                            seeds=seeds, options=self.options)

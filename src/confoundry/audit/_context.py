@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..data import AuditData
+from ..data._sources import map_rows
 from ..stats import HEADLINE_METRIC, MetricPanel, bootstrap_panel
 
 
@@ -91,6 +92,7 @@ class AuditOptions:
     group_column: str | None = None
     n_repeats: int = 5
     verbose: bool = True
+    max_ebm_features: int = 100
 
 
 @dataclass
@@ -212,8 +214,8 @@ class AuditContext:
         base = self.baselines
         if base is None:
             return {}
-        return self._once("baseline_scores", lambda: {
-            str(k): np.asarray(m.predict_scores(self.data), dtype=np.float64)
+        return self._once("baseline_scores", lambda: {  # a lazy input: batch by batch
+            str(k): np.asarray(map_rows(m.predict_scores, self.data), dtype=np.float64)
             for k, m in base.items()})
 
     @property
@@ -222,7 +224,8 @@ class AuditContext:
         if self.train is None:
             raise Skip("needs training data (X_train= and y_train=)")
         return self._once("train_scores", lambda: np.asarray(
-            self.adapter.predict_scores(self.train.X), dtype=np.float64))
+            self.adapter.predict_scores(self.train.X, verbose=None if self.options.verbose
+                                        else False), dtype=np.float64))
 
     @property
     def baseline_train_scores(self) -> dict[str, np.ndarray]:
@@ -230,7 +233,7 @@ class AuditContext:
         if base is None or self.train is None:
             return {}
         return self._once("baseline_train_scores", lambda: {
-            str(k): np.asarray(m.predict_scores(self.train), dtype=np.float64)
+            str(k): np.asarray(map_rows(m.predict_scores, self.train), dtype=np.float64)
             for k, m in base.items()})
 
     @property

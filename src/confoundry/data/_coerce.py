@@ -40,7 +40,8 @@ def take_rows(obj: Any, rows: np.ndarray) -> Any:
 
 def coerce_X(X: Any, feature_names: Sequence[str] | None) -> tuple[np.ndarray, pd.Index, list[str]]:
     if X is None:
-        raise TypeError("X is None; expected a DataFrame, ndarray or torch.Tensor of model inputs.")
+        raise TypeError("X is None; expected a DataFrame, ndarray or torch.Tensor of model "
+                        "inputs (or a torch Dataset, AnnData or array on disk).")
     index: pd.Index | None = None
     names: list[str] | None = None
     if isinstance(X, pd.Series):
@@ -377,7 +378,7 @@ def metadata_also_inputs(data: Any) -> dict[str, str]:
 
     A probe of such a column finds that "the outputs depend on it", which is then expected,
     not confounding. Only tabular inputs are compared (features beyond
-    :data:`MAX_COMPARED_FEATURES` by name only).
+    :data:`MAX_COMPARED_FEATURES`, and lazy inputs read in batches, by name only).
 
     Examples
     --------
@@ -392,8 +393,10 @@ def metadata_also_inputs(data: Any) -> dict[str, str]:
         return {}
     names = [str(f) for f in data.feature_names]
     out: dict[str, str] = {}
-    X = data.X if isinstance(data.X, pd.DataFrame) else pd.DataFrame(data.values, columns=names)
-    compare = len(names) <= MAX_COMPARED_FEATURES
+    # a lazy input (read in batches) is compared by name only: its values stay where they are
+    compare = len(names) <= MAX_COMPARED_FEATURES and not getattr(data, "lazy", False)
+    X = (data.X if isinstance(data.X, pd.DataFrame) or not compare
+         else pd.DataFrame(data.values, columns=names))
     for col in meta.columns:
         if col in names:
             out[col] = f"the input '{col}' (same name)"

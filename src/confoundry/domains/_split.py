@@ -28,6 +28,7 @@ from ..stats import (
     MetricPanel,
     bh_adjust,
     bootstrap_panel,
+    bootstrap_scheme,
     difference_summary,
     percentile_ci,
 )
@@ -312,6 +313,7 @@ def split_domains(
     min_n: int = MIN_N,
     min_events: int = MIN_EVENTS,
     verbose: bool = True,
+    bootstrap: str = "auto",
 ) -> DomainResult:
     """Metrics of a model in every domain, with bootstrap CIs, and against glass-box baselines.
 
@@ -355,7 +357,9 @@ def split_domains(
     n_boot : int
         Bootstrap replicates. Each domain is resampled on its own, stratified by class, and all
         models are scored on the same replicates (one panel per domain, see
-        :func:`confoundry.stats.bootstrap_panel`).
+        :func:`confoundry.stats.bootstrap_panel`). From
+        :data:`confoundry.stats.POISSON_N` rows on (the whole test set), every panel is the
+        Poisson bootstrap instead (see ``bootstrap``).
     random_state : None, int or Generator
     metadata : DataFrame, optional
         Metadata columns that ``by`` may name.
@@ -379,6 +383,11 @@ def split_domains(
         would only cost the other domains power), and no finding rests on it.
     verbose : bool
         Progress bar over the domains.
+    bootstrap : {"auto", "multinomial", "poisson"}
+        The bootstrap scheme of every panel (see :func:`confoundry.stats.bootstrap_panel`);
+        ``"auto"`` takes the Poisson bootstrap when the test set has at least
+        :data:`confoundry.stats.POISSON_N` rows, so all domains share one scheme.
+        ``params["bootstrap"]`` records it.
 
     Returns
     -------
@@ -407,6 +416,7 @@ def split_domains(
     min_n, min_events = check_floor(min_n, min_events)
     rng = check_random_state(random_state)
     names, rows, by_cols = resolve_domains(by, data, bins=bins)
+    scheme = bootstrap_scheme(data.n_samples, bootstrap)
 
     s_main, name = model_scores(model, X, data, scores, model_name=model_name)
     all_scores = {name: s_main, **_baseline_scores(baselines, baseline_scores, X, data, name)}
@@ -414,7 +424,7 @@ def split_domains(
     y_arr = np.asarray(data.y)
     # one seed per panel, drawn up front: the overall panel's first, as when it is computed here
     seeds = [int_seed(rng) for _ in range(len(names) + 1)]
-    panel = _usable_panel(overall, all_scores, data, metrics, threshold)
+    panel = _usable_panel(overall, all_scores, data, metrics, threshold, scheme)
     from_panel = panel is not None
     groups = list(zip(names, rows, seeds[1:]))
 
@@ -422,7 +432,8 @@ def split_domains(
         _, idx, seed = item
         return bootstrap_panel(y_arr[idx], {m: s[idx] for m, s in all_scores.items()},
                                task=data.task, metrics=metrics, n_boot=n_boot, ci=ci,
-                               threshold=threshold, random_state=seed, reference=name)
+                               threshold=threshold, random_state=seed, reference=name,
+                               bootstrap=scheme)
 
     if panel is None:
         groups.insert(0, (OVERALL, np.arange(data.n_samples), seeds[0]))
@@ -464,7 +475,8 @@ def split_domains(
               "random_state": random_state if random_state is None
               or isinstance(random_state, (int, np.integer)) else type(random_state).__name__,
               "overall_from_panel": from_panel,
-              "overall_n_boot": panels[0].n_boot, "min_n": min_n, "min_events": min_events}
+              "overall_n_boot": panels[0].n_boot, "min_n": min_n, "min_events": min_events,
+              "bootstrap": scheme}
     return DomainResult(overall=overall_row, by_domain=by_domain, by_model=by_model,
                         comparison=comparison, metrics=metrics, task=data.task,
                         model_name=name, by=by_cols, n_boot=n_boot, ci=ci,
@@ -506,7 +518,8 @@ def _baseline_scores(baselines: Any, given: Any, X: Any, data: Any,
 
 
 def _usable_panel(panel: Any, scores: Mapping[str, np.ndarray], data: Any,
-                  metrics: Sequence[str], threshold: float) -> MetricPanel | None:
+                  metrics: Sequence[str], threshold: float,
+                  scheme: str = "multinomial") -> MetricPanel | None:
     """``panel`` when it can give the overall rows of every model; None when they must be
     bootstrapped here (a model or a metric missing, another threshold)."""
     if panel is None:
@@ -518,7 +531,8 @@ def _usable_panel(panel: Any, scores: Mapping[str, np.ndarray], data: Any,
         raise ValueError(f"overall holds {panel.n} rows of a {panel.task} task; expected the "
                          f"{data.n_samples} rows of this {data.task} task.")
     if (any(m not in panel.point for m in scores) or any(k not in panel.metrics for k in metrics)
-            or (data.task == "binary" and panel.threshold != threshold)):
+            or (data.task == "binary" and panel.threshold != threshold)
+            or getattr(panel, "scheme", "multinomial") != scheme):
         return None
     return panel
 

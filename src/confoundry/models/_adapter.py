@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._utils import progress
 from ..data._audit_data import AuditData
+from ..data._sources import LazyRows
 from ..data._validation import check_positive_int, describe
 
 try:
@@ -24,6 +26,9 @@ except ImportError:  # pragma: no cover
     torch = None  # type: ignore[assignment]
 
 OUTPUTS = ("auto", "logits", "probabilities", "values")
+#: a pass over a lazy input (Dataset, AnnData, array on disk) of at least this many batches
+#: shows a progress bar unless ``verbose=False``.
+PROGRESS_MIN_BATCHES = 10
 #: an object with any of these is scored as an estimator (the first one it has, in this order,
 #: for a classifier; ``predict`` for a regressor).
 _ESTIMATOR_METHODS = ("predict_proba", "decision_function", "predict")
@@ -139,11 +144,15 @@ class ModelAdapter:
     def is_torch(self) -> bool:
         return self.kind == "torch"
 
-    def predict_scores(self, X: Any) -> np.ndarray:
+    def predict_scores(self, X: Any, *, verbose: bool | None = None) -> np.ndarray:
         """Scores for every row of ``X``, computed in batches.
 
         Returns the probability of the positive class for binary tasks (shape ``(n,)``), class
         probabilities for multiclass (``(n, K)``) and predicted values for regression (``(n,)``).
+        A lazy input (an :class:`~confoundry.AuditData` of a torch Dataset, AnnData or array on
+        disk) is read batch by batch (a ``DataLoader``'s own batches); ``verbose`` shows a
+        progress bar over the batches (``None``: for a lazy input of at least
+        :data:`PROGRESS_MIN_BATCHES` batches).
 
         Examples
         --------
@@ -155,11 +164,8 @@ class ModelAdapter:
         (4,)
         """
         X = self._inputs(X)
-        n = _n_rows(X)
         outs = []
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            batch = _take(X, slice(start, stop))
+        for start, stop, batch in self._batches(X, verbose):
             try:
                 raw = self._raw_batch(batch)
             except Exception as exc:  # name the batch: the user needs to find it
@@ -185,10 +191,21 @@ class ModelAdapter:
     def predict_raw(self, X: Any) -> np.ndarray:
         """The model's own outputs (logits for a logit model), batched, without transformation."""
         X = self._inputs(X)
+        return np.concatenate([self._raw_batch(b) for _, _, b in self._batches(X, False)],
+                              axis=0)
+
+    def _batches(self, X: Any, verbose: bool | None) -> Any:
+        """``(start, stop, batch)`` over the rows of ``X``: slices of an in-memory input, the
+        source's own batches for a lazy one (with a progress bar when the pass is long)."""
+        if isinstance(X, LazyRows):
+            src = X.source
+            total = src.n_batches(self.batch_size)
+            show = total >= PROGRESS_MIN_BATCHES if verbose is None else bool(verbose)
+            return progress(src.iter_batches(self.batch_size), total=total,
+                            desc=f"scoring {self.name}", verbose=show)
         n = _n_rows(X)
-        return np.concatenate(
-            [self._raw_batch(_take(X, slice(s, min(s + self.batch_size, n))))
-             for s in range(0, n, self.batch_size)], axis=0)
+        return ((s, min(s + self.batch_size, n), _take(X, slice(s, min(s + self.batch_size, n))))
+                for s in range(0, n, self.batch_size))
 
     def __repr__(self) -> str:
         return (f"ModelAdapter(kind={self.kind!r}, model={self.name}, output={self.output!r}, "

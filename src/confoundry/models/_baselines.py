@@ -31,7 +31,9 @@ TUNINGS = ("cv", "none")
 #: default CV scoring per task (one criterion for every baseline, so tuning is comparable).
 SCORING = {"binary": "roc_auc", "multiclass": "neg_log_loss", "regression": "r2"}
 OPTIONS = ("cv", "ebm_params", "ebm_grid", "logistic_grid", "tree_grid", "scoring", "n_jobs",
-           "task", "feature_names", "n_background")
+           "task", "feature_names", "n_background", "max_ebm_features")
+#: the kinds fitted on at most ``max_ebm_features`` features (the linear model sees them all).
+SELECTED_KINDS = ("ebm", "tree")
 _CLASSES = {"ebm": EBMGlassBox, "logistic": LinearGlassBox, "linear": LinearGlassBox,
             "tree": TreeGlassBox}
 
@@ -171,15 +173,20 @@ class BaselinesResult(ResultMixin, Mapping):
     def tuning_table(self) -> pd.DataFrame:
         """One row per model: how it was tuned and what it cost.
 
-        Columns ``model``, ``kind``, ``search``, ``n_configs``, ``cv_folds``, ``scoring``,
+        Columns ``model``, ``kind``, ``features`` (how many of the features it was fitted
+        on, and how they were chosen), ``search``, ``n_configs``, ``cv_folds``, ``scoring``,
         ``cv_score``, ``best_params``, ``n_fits``, ``fit_seconds``.
         """
-        cols = ["model", "kind", "search", "n_configs", "cv_folds", "scoring", "cv_score",
-                "best_params", "n_fits", "fit_seconds"]
+        cols = ["model", "kind", "features", "search", "n_configs", "cv_folds", "scoring",
+                "cv_score", "best_params", "n_fits", "fit_seconds"]
         rows = []
         for name, m in self._models.items():
             t = m.tuning
-            rows.append({"model": name, "kind": m.kind, **{c: t.get(c) for c in cols[2:]}})
+            sel = t.get("feature_selection")
+            used = (f"all {m.n_features}" if not sel else
+                    f"{sel['n_selected']} of {sel['n_features']} ({sel['method']})")
+            rows.append({"model": name, "kind": m.kind, "features": used,
+                         **{c: t.get(c) for c in cols[3:]}})
         return pd.DataFrame(rows, columns=cols)
 
     def to_frame(self) -> pd.DataFrame:
@@ -274,7 +281,12 @@ def fit_baselines(
         ``logistic_grid`` (``{"C": [...]}``, or ``{"ridge_alpha": [...], "lasso_alpha": [...]}``),
         ``tree_grid`` (``{"max_depth": [...], "min_samples_leaf": [...]}``) search spaces;
         ``n_jobs`` for the grid searches; ``task``; ``feature_names``; ``n_background``
-        (training rows kept for global importance and shape curves, default 1000).
+        (training rows kept for global importance and shape curves, default 1000);
+        ``max_ebm_features`` (int or None, default None: every feature): with more features
+        than this (omics: thousands of genes), the EBM and the tree are fitted on the
+        ``max_ebm_features`` features most associated with the label on the training data
+        alone (univariate F-test), recorded as ``tuning["feature_selection"]``; the penalised
+        linear baseline always sees every feature.
 
     Returns
     -------
@@ -304,6 +316,9 @@ def fit_baselines(
     n_background = check_positive_int(options.get("n_background", 1000), "n_background")
     verbose = bool(verbose)
     n_jobs = options.get("n_jobs")
+    max_sel = options.get("max_ebm_features")
+    if max_sel is not None:
+        max_sel = check_positive_int(max_sel, "max_ebm_features")
     if not isinstance(X_train, AuditData) and y_train is None:
         raise TypeError("y_train is None; expected labels or targets, one per row of "
                         "X_train.")
@@ -337,31 +352,66 @@ def fit_baselines(
     common = {"task": task, "feature_names": data.feature_names, "classes": data.classes,
               "background": background}
 
+    selection = (select_features(X, y, task, max_sel, data.feature_names)
+                 if max_sel is not None and X.shape[1] > max_sel else None)
     models: dict[str, GlassBoxModel] = {}
     for kind in progress(kinds, desc="fitting baselines", verbose=verbose):
         t0 = time.perf_counter()
+        cols = selection["columns"] if selection is not None and kind in SELECTED_KINDS else None
+        Xk = X if cols is None else X[:, cols]
+        names = (data.feature_names if cols is None
+                 else [data.feature_names[c] for c in cols])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            est, record = _fit_one(kind, task, X, y, tuning=tuning, splitter=splitter, cv=cv,
+            est, record = _fit_one(kind, task, Xk, y, tuning=tuning, splitter=splitter, cv=cv,
                                    scoring=scoring, n_jobs=n_jobs, seed=seeds[kind],
-                                   options=options, feature_names=data.feature_names)
+                                   options=options, feature_names=names)
+        if cols is not None:
+            record["feature_selection"] = {k: v for k, v in selection.items()
+                                           if k != "columns"}
         record["fit_seconds"] = time.perf_counter() - t0
         record["n_train"] = int(len(X))
         record["random_state"] = seeds[kind]
         record["warnings"] = sorted({f"{w.category.__name__}: {w.message}"[:200] for w in caught})
-        model = _CLASSES[kind](est, name=kind, tuning=record, **common)
+        model = _CLASSES[kind](est, name=kind, tuning=record, columns=cols, **common)
         model.tuning["degenerate"] = degenerate_reason(model.predict_scores(X))
         model.tuning["at_boundary"] = grid_boundary(record)
         models[kind] = model
     params = {"kinds": list(kinds), "tuning": tuning, "cv": cv, "scoring": scoring,
               "random_state": random_state if isinstance(random_state, (int, np.integer))
               or random_state is None else type(random_state).__name__,
-              "n_background": n_background, "seeds": seeds}
+              "n_background": n_background, "seeds": seeds, "max_ebm_features": max_sel}
     return BaselinesResult(models, task=task, feature_names=data.feature_names, n_train=len(X),
                            tuning=tuning, random_state=random_state, params=params)
 
 
 # ---------------------------------------------------------------------- helpers
+def select_features(X: np.ndarray, y: np.ndarray, task: str, k: int,
+                    names: Sequence[str]) -> dict[str, Any]:
+    """The ``k`` features most associated with the label on the training data (univariate
+    F-test: ANOVA for a class label, the correlation's F for a regression), in their original
+    order, with what was done.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5)); y = (X[:, 3] + 0.3 * X[:, 1] > 0).astype(int)
+    >>> sel = select_features(X, y, "binary", 2, ["a", "b", "c", "d", "e"])
+    >>> sel["selected"], sel["n_features"]
+    (['b', 'd'], 5)
+    """
+    from sklearn.feature_selection import f_classif, f_regression
+
+    with warnings.catch_warnings():  # a constant gene gives F = NaN: never selected
+        warnings.simplefilter("ignore")
+        F = (f_regression if task == "regression" else f_classif)(X, y)[0]
+    F = np.nan_to_num(np.asarray(F, dtype=np.float64), nan=-1.0)
+    cols = np.sort(np.argsort(-F, kind="stable")[:k])
+    return {"columns": cols, "method": "univariate F-test on the training data",
+            "n_selected": int(len(cols)), "n_features": int(X.shape[1]),
+            "selected": [str(names[c]) for c in cols]}
+
+
 def degenerate_reason(scores: Any) -> str:
     """Why a model's scores are degenerate ("" when they are not): the same value (or class
     probabilities) for every row, to 1e-9 of their scale.

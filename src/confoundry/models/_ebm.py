@@ -58,7 +58,7 @@ class EBMGlassBox(GlassBoxModel):
     def _term_matrix(self) -> np.ndarray:
         """(n_terms, d) matrix sharing each term's score equally among its features."""
         terms = self.estimator.term_features_
-        M = np.zeros((len(terms), self.n_features))
+        M = np.zeros((len(terms), len(self._est_names)))
         for t, feats in enumerate(terms):
             M[t, list(feats)] = 1.0 / len(feats)
         return M
@@ -76,7 +76,7 @@ class EBMGlassBox(GlassBoxModel):
                        ) -> tuple[np.ndarray, Any, dict[str, Any]]:
         terms = np.asarray(self.estimator.eval_terms(X), dtype=np.float64)
         M = self._term_matrix()
-        pairs = [list(map(str, (self.feature_names[f] for f in feats)))
+        pairs = [list(map(str, (self._est_names[f] for f in feats)))
                  for feats in self.estimator.term_features_ if len(feats) > 1]
         params: dict[str, Any] = {
             "terms": list(self.estimator.term_names_),
@@ -97,7 +97,7 @@ class EBMGlassBox(GlassBoxModel):
         try:
             t = list(est.term_features_).index((j,))
         except ValueError:
-            raise ValueError(f"feature {self.feature_names[j]!r} has no main-effect term in the "
+            raise ValueError(f"feature {self._est_names[j]!r} has no main-effect term in the "
                              "EBM (it was excluded); no shape to show.") from None
         scores = np.asarray(est.term_scores_[t], dtype=np.float64)
         sds = np.asarray(est.standard_deviations_[t], dtype=np.float64)

@@ -72,7 +72,12 @@ class GlassBoxModel:
         The tuning record: ``search`` ("grid" or "fixed"), ``search_space``, ``n_configs``,
         ``cv_folds``, ``scoring``, ``best_params``, ``cv_score``, ``n_fits``, ``fit_seconds``;
         the tree adds ``grid_method`` ("depth path") and ``cv_results`` (every configuration's
-        mean CV score).
+        mean CV score); with more features than ``max_ebm_features`` (EBM and tree),
+        ``feature_selection`` names the features the estimator was fitted on.
+    columns : ndarray of int or None
+        The positions, among ``feature_names``, of the features the estimator sees (None: all).
+        The model takes every feature as input and explains every feature; those it was not
+        fitted on get a contribution of exactly 0.
 
     Examples
     --------
@@ -90,7 +95,7 @@ class GlassBoxModel:
 
     def __init__(self, estimator: Any, *, name: str, task: str, feature_names: Sequence[str],
                  classes: np.ndarray | None, tuning: Mapping[str, Any],
-                 background: np.ndarray) -> None:
+                 background: np.ndarray, columns: Sequence[int] | None = None) -> None:
         self.estimator = estimator
         self.name = name
         self.task = task
@@ -99,6 +104,22 @@ class GlassBoxModel:
         self.tuning = dict(tuning)
         self._background = np.asarray(background, dtype=np.float64)
         self._importance: pd.Series | None = None
+        self.columns = None if columns is None else np.asarray(columns, dtype=np.intp)
+
+    @property
+    def _est_names(self) -> list[str]:
+        """The names of the features the estimator was fitted on, in its column order."""
+        if self.columns is None:
+            return self.feature_names
+        return [self.feature_names[c] for c in self.columns]
+
+    @property
+    def _est_background(self) -> np.ndarray:
+        """The background sample in the estimator's columns."""
+        return self._background if self.columns is None else self._background[:, self.columns]
+
+    def _sub(self, arr: np.ndarray) -> np.ndarray:
+        return arr if self.columns is None else arr[:, self.columns]
 
     # ----------------------------------------------------------------- public
     @property
@@ -120,7 +141,7 @@ class GlassBoxModel:
         Logit of P(y=1) for binary tasks (shape ``(n,)``), class logits for multiclass
         (``(n, K)``; ``softmax`` gives ``predict_scores``), the prediction for regression.
         """
-        return self._decision(self._as_array(X))
+        return self._decision(self._sub(self._as_array(X)))
 
     def predict_scores(self, X: Any) -> np.ndarray:
         """Scores with the convention of :meth:`ModelAdapter.predict_scores`.
@@ -155,9 +176,15 @@ class GlassBoxModel:
         """
         arr = self._as_array(X)
         t0 = time.perf_counter()
-        tgt = self._target(arr, target)
-        values, base, params = self._contributions(arr, tgt)
+        sub = self._sub(arr)
+        tgt = self._target(sub, target)
+        values, base, params = self._contributions(sub, tgt)
         params = dict(params)
+        if self.columns is not None:  # features the estimator never saw contribute exactly 0
+            full = np.zeros((values.shape[0], self.n_features) + values.shape[2:])
+            full[:, self.columns] = values
+            values = full
+            params["fitted_on"] = self._est_names
         params["decision_scale"] = "logit" if self.task != "regression" else "value"
         if tgt is not None:
             params["target"] = "predicted class" if target is None else to_jsonable(target)
@@ -200,6 +227,19 @@ class GlassBoxModel:
             raise ValueError(f"feature={feature!r} is not a feature of model {self.name!r}; "
                              f"expected one of {describe(self.feature_names)}.")
         j = self.feature_names.index(feature)
+        if self.columns is not None:
+            where = np.flatnonzero(self.columns == j)
+            if not len(where):  # not among the features the estimator was fitted on: flat 0
+                grid = np.unique(np.quantile(self._background[:, j],
+                                             np.linspace(0, 1, SHAPE_GRID)))
+                nan = np.full(len(grid), np.nan)
+                flat = pd.DataFrame({"value": grid, "effect": np.zeros(len(grid)),
+                                     "ci_low": nan, "ci_high": nan})
+                if self.task == "multiclass" and target is None:
+                    return pd.concat([flat.assign(**{"class": k})
+                                      for k in range(self.n_classes or 0)], ignore_index=True)
+                return flat
+            j = int(where[0])
         if self.task == "multiclass":
             if target is None:
                 frames = [self._shape(j, k).assign(**{"class": k})
@@ -318,7 +358,7 @@ class GlassBoxModel:
 
     def _grid(self, j: int, extra: np.ndarray | None = None) -> np.ndarray:
         """Evaluation grid of feature ``j``: its unique training values if few, else quantiles."""
-        col = self._background[:, j]
+        col = self._est_background[:, j]
         uniq = np.unique(col)
         if len(uniq) <= SHAPE_GRID:
             grid = uniq

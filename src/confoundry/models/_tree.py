@@ -224,7 +224,7 @@ class TreeGlassBox(GlassBoxModel):
         cuts = tree.threshold[tree.feature == j]
         extra = np.concatenate([cuts, np.nextafter(cuts.astype(np.float32), np.float32(np.inf))])
         grid = self._grid(j, extra.astype(np.float64))
-        bg = self._background
+        bg = self._est_background
         m = bg.shape[0]
         Xg = np.repeat(bg[None, :, :], len(grid), axis=0)  # (G, m, d)
         Xg[:, :, j] = grid[:, None]

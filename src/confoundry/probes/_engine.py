@@ -38,6 +38,12 @@ N_FOLDS = 5
 CPT_STEPS = 50
 #: size of the pool of random pairings the CPT sampler draws from at each step.
 CPT_POOL = 64
+#: from this many rows on (``p_values="auto"``), the p-values of the Pillai-trace probes come
+#: from the chi-square limit of the statistic, ``(n - k) T ~ chi²(rank(D_r) d)`` (``k``: the
+#: strata, or the intercept and the conditioning basis, that the residualisation spends), and
+#: the metadata-only probe draws its label permutations as cell counts (multivariate
+#: hypergeometric): no (B, n) permutation matrix at all.
+ASYMPTOTIC_N = 200_000
 
 
 # ------------------------------------------------------------------ bases
@@ -130,14 +136,71 @@ class StatTask:
     D: np.ndarray          # (n, m) metadata design
     A: np.ndarray          # (m, m) pinv of the centred design's cross-product
     rank: int              # min(rank of centred design, d)
+    design_rank: int = 0   # rank of the centred design
+    n_eff: int = 0         # rows minus the strata (or the intercept) the centring spends
 
 
 def make_task(key: tuple, U: np.ndarray, D: np.ndarray, *, strata: np.ndarray | None) -> StatTask:
     """Build a task; ``D`` is centred within ``strata`` (or overall) to compute ``A``."""
     Dr = residualize(D, strata=strata)
     A = np.linalg.pinv(Dr.T @ Dr, hermitian=True)
-    r = int(np.linalg.matrix_rank(Dr)) if U.shape[1] else 0
-    return StatTask(key, U, D, A, min(r, U.shape[1]))
+    r = int(np.linalg.matrix_rank(Dr))
+    k = 1 if strata is None else int(strata.max()) + 1
+    return StatTask(key, U, D, A, min(r, U.shape[1]) if U.shape[1] else 0, r, len(D) - k)
+
+
+def chi2_p_value(T: float, n_eff: int, df: int) -> float:
+    """Asymptotic p-value of a Pillai trace ``T``: ``P(chi²(df) >= n_eff * T)``.
+
+    Under the null (the output independent of the metadata, given what was residualised)
+    ``n_eff T`` tends to chi² with ``df = rank(D_r) * d`` degrees of freedom: the large-sample
+    limit of Pillai's trace (for a 1-D output and categorical metadata, the Kruskal-Wallis
+    test on the output ranks; for two categorical variables, Pearson's chi-square test).
+
+    Examples
+    --------
+    >>> round(chi2_p_value(3.84 / 1000, 1000, 1), 3)
+    0.05
+    """
+    from scipy.stats import chi2
+
+    if df <= 0 or not np.isfinite(T):
+        return float("nan")
+    return float(chi2.sf(max(float(n_eff) * T, 0.0), df))
+
+
+def partial_chi2(U: np.ndarray, Dr: np.ndarray, n_eff: int) -> float:
+    """Asymptotic p-value of the Pillai trace of ``U`` on a design ``Dr`` residualised on what
+    the test conditions on (see :func:`chi2_p_value`)."""
+    if U.shape[1] == 0:
+        return float("nan")
+    A = np.linalg.pinv(Dr.T @ Dr, hermitian=True)
+    G = Dr.T @ U
+    T = float(np.trace(G.T @ A @ G))
+    return chi2_p_value(T, n_eff, int(np.linalg.matrix_rank(Dr)) * U.shape[1])
+
+
+def group_sums_statistic(t: StatTask, codes: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """The statistic of a task with a categorical design (level ``codes``) for each row
+    permutation in ``P`` (b, n), from per-level sums of the permuted output
+    (``np.bincount``): the same numbers as :func:`evaluate`, without the design matrix.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> c = rng.integers(0, 3, 60); D = metadata_design(c, "categorical")
+    >>> t = make_task(("a",), orthonormal(residualize(rng.normal(size=(60, 1)))), D, strata=None)
+    >>> P = np.stack([rng.permutation(60) for _ in range(4)])
+    >>> bool(np.allclose(group_sums_statistic(t, stratum_codes(c), P), evaluate([t], P)[("a",)]))
+    True
+    """
+    b, n = P.shape
+    m = t.D.shape[1]
+    d = t.U.shape[1]
+    flat = (codes[None, :] + m * np.arange(b)[:, None]).ravel()
+    G = np.stack([np.bincount(flat, weights=t.U[:, j][P].ravel(), minlength=b * m)
+                  .reshape(b, m) for j in range(d)], axis=2)            # (b, m, d)
+    return np.einsum("bkd,kl,bld->b", G, t.A, G, optimize=True)
 
 
 def evaluate(tasks: Sequence[StatTask], P: np.ndarray | None) -> dict[tuple, np.ndarray]:
@@ -423,11 +486,49 @@ def _cell_auroc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndar
     return out
 
 
-def straw_scores(m: StrawModel, y: np.ndarray, P: np.ndarray | None) -> np.ndarray:
+def straw_null_scores(m: StrawModel, y: np.ndarray, n_permutations: int, *, seed: int,
+                      chunk: int = 1000) -> Iterator[np.ndarray]:
+    """Chunks of :func:`straw_scores` under random permutations of a categorical label,
+    drawn as the per-cell class counts they produce (multivariate hypergeometric: the law of
+    the counts of a random permutation), at O(cells) per permutation instead of O(n).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 500); codes = rng.integers(0, 3, 500)
+    >>> straw = make_straw(codes, "binary", rng.permutation(np.arange(500) % 5))
+    >>> null = np.concatenate(list(straw_null_scores(straw, y, 300, seed=0)))
+    >>> null.shape, bool(abs(null.mean() - 0.5) < 0.05)
+    ((300,), True)
+    """
+    rng = np.random.default_rng(seed)
+    F, K = m.n_folds, m.n_levels
+    N = m.counts.reshape(F * K).astype(np.int64)
+    classes = [1] if m.task == "binary" else list(range(int(y.max()) + 1))
+    totals = np.bincount(y.astype(np.int64), minlength=max(classes) + 1)
+    done = 0
+    while done < n_permutations:
+        b = min(chunk, n_permutations - done)
+        left = np.broadcast_to(N, (b, F * K)).copy()
+        sums = []
+        for i, k in enumerate(classes):  # class k among the rows the earlier classes left
+            S = (rng.multivariate_hypergeometric(N, int(totals[k]), size=b, method="marginals")
+                 if i == 0 else np.stack([rng.multivariate_hypergeometric(
+                     row, int(totals[k]), method="marginals") for row in left]))
+            left -= S
+            sums.append(S.reshape(b, F, K).astype(np.float64))
+        done += b
+        yield straw_scores(m, y, None, sums=sums)
+
+
+def straw_scores(m: StrawModel, y: np.ndarray, P: np.ndarray | None, *,
+                 sums: list[np.ndarray] | None = None) -> np.ndarray:
     """Cross-validated AUROC (binary), macro AUROC (multiclass) or R² (regression) of the
-    metadata-only model, for the label permuted by each row of ``P`` (None: observed)."""
+    metadata-only model, for the label permuted by each row of ``P`` (None: observed), or
+    from the per-cell class counts ``sums`` (one (b, F, K) array per class scored) of the
+    permuted labels."""
     Y = y[None, :] if P is None else y[P]
-    b = len(Y)
+    b = len(Y) if sums is None else len(sums[0])
     F, K = m.n_folds, m.n_levels
     N = m.counts.reshape(1, F * K)
 
@@ -444,8 +545,8 @@ def straw_scores(m: StrawModel, y: np.ndarray, P: np.ndarray | None) -> np.ndarr
         return 1 - sse / sst
     classes = [1] if m.task == "binary" else list(range(int(y.max()) + 1))
     res = []
-    for k in classes:
-        S = cell_sums((Y == k).astype(np.float64))
+    for i, k in enumerate(classes):
+        S = cell_sums((Y == k).astype(np.float64)) if sums is None else sums[i]
         enc = _encode(m, S).reshape(b, F * K)
         pos = S.reshape(b, F * K)
         res.append(_cell_auroc(enc, pos, N - pos))

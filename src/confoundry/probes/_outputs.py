@@ -55,23 +55,65 @@ def resolve_layer(adapter: Any, model: Any, layer: Any) -> tuple[Any, str]:
                     "torch.nn.Module of the model.")
 
 
+#: how the activations of a layer become one embedding row per sample (recorded as
+#: ``ProbeResult.info["embedding_pooling"]``).
+POOLING = {"none": "none (activations flattened)",
+           "spatial": "global average over the spatial dimensions (one value per channel)"}
+
+
+def _pools(module: Any, ndim: int) -> bool:
+    """Whether a layer's output is pooled over its spatial dimensions: a convolutional,
+    pooling or batch-norm layer's (N, C, ...) output, or any output with 4 or more
+    dimensions (N, C, H, W); sequence outputs (N, T, D) of other layers are flattened."""
+    import torch
+
+    if ndim >= 4:
+        return True
+    spatial = (torch.nn.modules.conv._ConvNd, torch.nn.modules.pooling._MaxPoolNd,
+               torch.nn.modules.pooling._AvgPoolNd, torch.nn.modules.pooling._AdaptiveAvgPoolNd,
+               torch.nn.modules.pooling._AdaptiveMaxPoolNd, torch.nn.modules.batchnorm._BatchNorm)
+    return ndim == 3 and isinstance(module, spatial)
+
+
 def collect_activations(adapter: Any, model: Any, X: Any, layer: Any
                         ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Scores and the flattened activations of ``layer``, in the adapter's batches, through a
-    forward hook that is always removed. The model is not changed."""
+    """Scores and the activations of ``layer``, in the adapter's batches (a lazy input is read
+    batch by batch), through a forward hook that is always removed. The model is not changed.
+
+    A convolutional layer's (N, C, H, W) output is averaged over its spatial dimensions (one
+    value per channel: the embedding of 20,000 images stays 20,000 x C); other outputs are
+    flattened. The choice is kept as ``adapter.embedding_pooling_`` (see :data:`POOLING`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from confoundry import as_model
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(),
+    ...                           torch.nn.Linear(3 * 6 * 6, 1))
+    >>> m = as_model(net, output="logits")
+    >>> s, acts, name = collect_activations(m, net, torch.zeros(5, 1, 8, 8), "0")
+    >>> acts.shape, m.embedding_pooling_
+    ((5, 3), 'global average over the spatial dimensions (one value per channel)')
+    """
     target, name = resolve_layer(adapter, model, layer)
     chunks: list[np.ndarray] = []
+    pooled: list[bool] = []
 
     def hook(_mod: Any, _inp: Any, out: Any) -> None:
         if isinstance(out, (tuple, list)):
             out = out[0]
-        chunks.append(out.detach().reshape(out.shape[0], -1).to("cpu").double().numpy())
+        out = out.detach()
+        if _pools(target, out.ndim):
+            out = out.mean(dim=tuple(range(2, out.ndim)))
+            pooled.append(True)
+        chunks.append(out.reshape(out.shape[0], -1).to("cpu").double().numpy())
 
     handle = target.register_forward_hook(hook)
     try:
         scores = adapter.predict_scores(X)
     finally:
         handle.remove()
+    adapter.embedding_pooling_ = POOLING["spatial" if pooled else "none"]
     acts = np.concatenate(chunks, axis=0)
     if acts.shape[0] != len(scores):
         raise ValueError(f"layer {name!r} produced {acts.shape[0]} activation rows for "

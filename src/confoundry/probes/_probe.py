@@ -55,6 +55,7 @@ def probe_confounders(
     verbose: bool = True,
     alpha: float | None = None,
     adjust_for: Any = None,
+    p_values: str = "auto",
 ) -> ProbeResult:
     """Does metadata the model never saw predict its outputs, embeddings or errors, and does it
     still once the true label is accounted for?
@@ -121,6 +122,19 @@ def probe_confounders(
         continuous label the conditional permutation test models the metadata given the label
         and the covariates. The ``test`` column says which; ``params["adjust_for"]`` records
         the columns. The other probes are unchanged.
+    p_values : {"auto", "permutation", "asymptotic"}
+        ``"permutation"``: every p-value from ``n_permutations`` permutations (the default
+        below :data:`ASYMPTOTIC_N` = 200,000 rows). ``"asymptotic"`` (the default from that
+        many rows on): the Pillai-trace probes take the chi-square limit of the same
+        statistic, ``(n - k) T ~ chi²(df)`` with ``df = rank(design) x dim(output)``
+        (``k``: the strata, or intercept and basis, conditioned on; a Kruskal-Wallis test of
+        the output ranks for a 1-D output, Pearson's chi-square for the label association);
+        the conditional probes of a continuous label take the chi-square limit of the
+        partial Pillai trace given the label basis (and covariates) instead of the
+        conditional permutation test; the metadata-only probe keeps its label permutations,
+        drawn as cell counts for a categorical label (exact, O(cells) per permutation). The
+        ``test`` column names the test of each row; ``params["p_values"]`` records the
+        choice. ``docs/scale.md`` shows the calibration on null data.
 
     Returns
     -------
@@ -166,16 +180,34 @@ def probe_confounders(
     rng = check_random_state(random_state)
     s, acts, layer_name, adapter = _outputs(inp, model, scores, layer)
     plan = _plan(inp, s, acts, rng, cond)
-    obs, hits = _permute(inp, plan, n_permutations, verbose)
-    table = _table(inp, plan, obs, hits, n_permutations, fdr)
+    plan.asymptotic = _check_p_values(p_values, inp.n) == "asymptotic"
+    obs, hits, asym = _permute(inp, plan, n_permutations, verbose)
+    table = _table(inp, plan, obs, hits, n_permutations, fdr, asym)
     info = {"random_state": random_state if isinstance(random_state, (int, type(None)))
             else str(random_state), "n_folds": E.N_FOLDS, "max_components": E.MAX_COMPONENTS,
             "cpt_steps": None if plan.classification else E.CPT_STEPS,
-            "embedding_dim": None if acts is None else int(acts.shape[1])}
+            "embedding_dim": None if acts is None else int(acts.shape[1]),
+            "embedding_pooling": getattr(adapter, "embedding_pooling_", None) if acts is not None
+            else None}
     params = {"n_permutations": n_permutations, "fdr": fdr, "layer": layer_name,
-              "scores_given": scores is not None, "adjust_for": list(adjust), **info}
+              "scores_given": scores is not None, "adjust_for": list(adjust),
+              "p_values": "asymptotic" if plan.asymptotic else "permutation",
+              "asymptotic_n": E.ASYMPTOTIC_N, **info}
     return ProbeResult(table, fdr, n_permutations, inp.task, layer_name,
                        None if adapter is None else adapter.name, info, params)
+
+
+#: from this many rows on, ``p_values="auto"`` takes the asymptotic tests (see ``p_values``).
+ASYMPTOTIC_N = E.ASYMPTOTIC_N
+
+
+def _check_p_values(p_values: Any, n: int) -> str:
+    if p_values == "auto":
+        return "asymptotic" if n >= ASYMPTOTIC_N else "permutation"
+    if p_values not in ("permutation", "asymptotic"):
+        raise ValueError(f"p_values={p_values!r} is not valid; expected 'auto', 'permutation' "
+                         "or 'asymptotic'.")
+    return p_values
 
 
 #: a categorical metadata column needs on average this many rows per level to be probed.
@@ -329,6 +361,8 @@ class _Plan:
     straws: dict[str, Any] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=dict)
     cpt_seeds: dict[str, int] = field(default_factory=dict)
+    #: p-values from the chi-square limits (see ``p_values`` of probe_confounders)
+    asymptotic: bool = False
 
     @property
     def all_tasks(self) -> list[E.StatTask]:
@@ -406,9 +440,33 @@ def _plan(inp: _Inputs, s: np.ndarray, acts: np.ndarray | None,
     return plan
 
 
+def _asymptotic(inp: _Inputs, plan: _Plan, obs: dict[tuple, float], n_permutations: int,
+                hits: dict[tuple, int], add: Any) -> dict[tuple, float]:
+    """The large-n path: chi-square p-values of the Pillai-trace probes (no permutation), and
+    the metadata-only probe's label permutations (as cell counts for a categorical label)."""
+    n, cond = inp.n, plan.cond
+    p: dict[tuple, float] = {}
+    for t in plan.marginal + plan.stratified:
+        p[t.key] = E.chi2_p_value(obs[t.key], t.n_eff, t.design_rank * t.U.shape[1])
+    for t in plan.adjusted + [t for ts in plan.cpt.values() for t in ts]:
+        p[t.key] = E.partial_chi2(t.U, cond.residualize(t.D), n - cond.n_params)
+    for c in inp.columns:
+        if plan.classification:
+            for null in E.straw_null_scores(plan.straws[c], inp.y, n_permutations,
+                                            seed=plan.seeds["marginal"]):
+                add({(c, "metadata_only"): null})
+        else:
+            chunk = max(1, min(n_permutations, E.MAX_CELLS // n))
+            for P in E.permutation_chunks(n, n_permutations, strata=None,
+                                          seed=plan.seeds["marginal"], chunk=chunk):
+                add({(c, "metadata_only"): E.straw_scores(plan.straws[c], inp.y, P)})
+    return p
+
+
 def _permute(inp: _Inputs, plan: _Plan, n_permutations: int, verbose: bool
-             ) -> tuple[dict[tuple, float], dict[tuple, int]]:
-    """Observed statistics and, per statistic, how many permuted ones reach it."""
+             ) -> tuple[dict[tuple, float], dict[tuple, int], dict[tuple, float]]:
+    """Observed statistics, per statistic how many permuted ones reach it, and the
+    asymptotic p-values (the large-n path; empty otherwise)."""
     n, yv, columns = inp.n, inp.y, inp.columns
     all_tasks = plan.all_tasks
     obs = {k: float(v[0]) for k, v in E.evaluate(all_tasks, None).items()}
@@ -421,6 +479,8 @@ def _permute(inp: _Inputs, plan: _Plan, n_permutations: int, verbose: bool
             o = obs[k]
             hits[k] = hits.get(k, 0) + int(np.sum(v >= o - 1e-9 * abs(o) - 1e-12))
 
+    if plan.asymptotic:
+        return obs, hits, _asymptotic(inp, plan, obs, n_permutations, hits, add)
     d_max = max(t.U.shape[1] for t in all_tasks)
     chunk = E.chunk_size(n, d_max, n_permutations)
     n_chunks = -(-n_permutations // chunk)
@@ -453,11 +513,12 @@ def _permute(inp: _Inputs, plan: _Plan, n_permutations: int, verbose: bool
                     bar.update(1)
     finally:
         bar.close()
-    return obs, hits
+    return obs, hits, {}
 
 
 def _table(inp: _Inputs, plan: _Plan, obs: dict[tuple, float], hits: dict[tuple, int],
-           n_permutations: int, fdr: float) -> pd.DataFrame:
+           n_permutations: int, fdr: float, asym: dict[tuple, float] | None = None
+           ) -> pd.DataFrame:
     """One row per metadata column x probe, BH-corrected over the whole table."""
     task_by_key = {t.key: t for t in plan.all_tasks}
     cv_name = {"binary": "CV AUROC", "multiclass": "CV macro AUROC",
@@ -470,28 +531,41 @@ def _table(inp: _Inputs, plan: _Plan, obs: dict[tuple, float], hits: dict[tuple,
                 continue
             T = obs[key]
             p = (1 + hits.get(key, 0)) / (1 + n_permutations)
+            p_min = 1.0 / (n_permutations + 1)
             if probe == "metadata_only":
                 stat_name, es_name, es, df = cv_name, cv_name, T, np.nan
-                test = "label permutation"
+                test = ("label permutation (cell counts)"
+                        if plan.asymptotic and plan.classification else "label permutation")
             else:
                 t = task_by_key[key]
                 df = t.rank
                 stat_name = "Pillai trace"
                 es, es_name, test = _effect_size(t, T, probe, inp.kinds[c], plan)
+                if asym and key in asym:
+                    p, p_min, test = asym[key], 0.0, _asymptotic_name(test)
                 if t.rank == 0:
                     p = np.nan
             rows.append({
                 "metadata": c, "metadata_kind": inp.kinds[c], "probe": probe, "statistic": T,
                 "statistic_name": stat_name, "effect_size": es, "effect_size_name": es_name,
                 "df": df, "p_value": p,
-                "p_value_se": monte_carlo_se(p, n_permutations) if np.isfinite(p) else np.nan,
-                "p_value_min": 1.0 / (n_permutations + 1), "n": inp.n,
+                "p_value_se": (0.0 if p_min == 0.0 else monte_carlo_se(p, n_permutations))
+                if np.isfinite(p) else np.nan,
+                "p_value_min": p_min, "n": inp.n,
                 "n_permutations": n_permutations, "test": test,
             })
     table = pd.DataFrame(rows)
     table["q_value"] = bh_adjust(table["p_value"].to_numpy(dtype=float))
     table["significant"] = (table["q_value"] < fdr).fillna(False).astype(bool)
     return table[_COLUMNS]
+
+
+def _asymptotic_name(test: str) -> str:
+    """The name of the asymptotic test that replaces the permutation test ``test``."""
+    if test.startswith("permutation"):
+        return "asymptotic chi-square" + test[len("permutation"):]
+    given = test.partition(" given ")[2] or "the label"
+    return f"asymptotic partial chi-square given {given}"
 
 
 def _effect_size(t: E.StatTask, T: float, probe: str, kind: str, plan: _Plan

@@ -19,7 +19,8 @@ from ._metrics import (
     metric_panel,
     weighted_metrics,
 )
-from ._panel import MetricPanel, bootstrap_panel
+from ._panel import MetricPanel, bootstrap_panel, bootstrap_scheme
+from ._poisson import POISSON_N, poisson_weights
 from ._tests import bh_adjust, bootstrap_p_value, monte_carlo_se, permutation_p_value
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "HIGHER_IS_BETTER", "LABELS", "METRICS", "bh_adjust", "bootstrap_metrics", "bootstrap_p_value",
     "bootstrap_weights", "default_metrics", "metric_panel", "monte_carlo_se",
     "paired_bootstrap", "permutation_p_value", "weighted_metrics",
+    "POISSON_N", "bootstrap_scheme", "poisson_weights",
 ]

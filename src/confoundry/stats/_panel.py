@@ -20,6 +20,27 @@ from ._bootstrap import bootstrap_weights, check_labels_scores
 from ._conventions import DEFAULT_CI
 from ._intervals import percentile_ci
 from ._metrics import check_metrics, weighted_metrics
+from ._poisson import POISSON_N, poisson_panel_replicates
+
+#: the bootstrap schemes: a stratified multinomial resample, or Poisson(1) weights per row.
+SCHEMES = ("multinomial", "poisson")
+
+
+def bootstrap_scheme(n: int, bootstrap: str = "auto") -> str:
+    """The bootstrap scheme of ``n`` rows: ``"poisson"`` from :data:`POISSON_N` rows on
+    (``bootstrap="auto"``), else ``"multinomial"``; or the one asked for.
+
+    Examples
+    --------
+    >>> bootstrap_scheme(1_000), bootstrap_scheme(1_000_000), bootstrap_scheme(10, "poisson")
+    ('multinomial', 'poisson', 'poisson')
+    """
+    if bootstrap == "auto":
+        return "poisson" if n >= POISSON_N else "multinomial"
+    if bootstrap not in SCHEMES:
+        raise ValueError(f"bootstrap={bootstrap!r} is not valid; expected 'auto' or one of "
+                         f"{SCHEMES}.")
+    return bootstrap
 
 PANEL_COLUMNS = ["model", "metric", "estimate", "ci_low", "ci_high", "n", "se", "n_boot"]
 
@@ -36,6 +57,10 @@ class MetricPanel:
         models are paired.
     task, metrics, n, n_boot, ci, threshold, seed
         What the panel was computed with.
+    scheme : {"multinomial", "poisson"}
+        The bootstrap: a resample stratified by class (below
+        :data:`~confoundry.stats.POISSON_N` rows by default), or independent Poisson(1)
+        weights per row (the Poisson bootstrap, from that many rows on).
 
     Examples
     --------
@@ -57,6 +82,7 @@ class MetricPanel:
     ci: float = DEFAULT_CI
     threshold: float = 0.5
     seed: int | None = None
+    scheme: str = "multinomial"
 
     @property
     def models(self) -> list[str]:
@@ -92,12 +118,14 @@ class MetricPanel:
                            f"{self.models}.")
         return MetricPanel({m: self.point[m] for m in models},
                            {m: self.replicates[m] for m in models}, self.task, self.metrics,
-                           self.n, self.n_boot, self.ci, self.threshold, self.seed)
+                           self.n, self.n_boot, self.ci, self.threshold, self.seed,
+                           self.scheme)
 
 
 def bootstrap_panel(y: Any, scores: Mapping[str, Any], *, task: str, metrics: Any = None,
                     n_boot: int = 1000, ci: float = DEFAULT_CI, threshold: float = 0.5,
-                    random_state: Any = None, reference: str | None = None) -> MetricPanel:
+                    random_state: Any = None, reference: str | None = None,
+                    bootstrap: str = "auto") -> MetricPanel:
     """Bootstrap the metric panel of several models on one set of shared, stratified replicates.
 
     Rows are visited in the order of the reference's scores (the first model unless
@@ -116,6 +144,15 @@ def bootstrap_panel(y: Any, scores: Mapping[str, Any], *, task: str, metrics: An
         Replicates, interval level, binary decision threshold, seed.
     reference : str, optional
         The model whose score order the rows are visited in.
+    bootstrap : {"auto", "multinomial", "poisson"}
+        ``"multinomial"``: each replicate resamples every class to its own size (the default
+        below :data:`~confoundry.stats.POISSON_N` rows). ``"poisson"``: every row gets an
+        independent Poisson(1) weight, drawn per block of rows and replicate from the seed,
+        so the replicates do not depend on how they are chunked (the default from
+        ``POISSON_N`` rows on: bounded memory, one sort per model, and for a binary task one
+        matrix product and one pass of running sums per chunk of replicates). The class
+        balance then varies between replicates, as it does between test sets drawn from the
+        same population. The panel's ``scheme`` records which.
 
     Returns
     -------
@@ -137,6 +174,12 @@ def bootstrap_panel(y: Any, scores: Mapping[str, Any], *, task: str, metrics: An
     point = {m: {k: float(v[0]) for k, v in weighted_metrics(
         y, s, None, task=task, metrics=metrics, threshold=threshold).items()}
         for m, s in sc.items()}
+    scheme = bootstrap_scheme(len(y), bootstrap)
+    if scheme == "poisson":
+        replicates = poisson_panel_replicates(y, sc, task=task, metrics=metrics,
+                                              n_boot=n_boot, threshold=threshold, seed=seed)
+        return MetricPanel(point, replicates, task, tuple(metrics), int(len(y)), int(n_boot),
+                           ci, threshold, seed, scheme)
     reps: dict[str, dict[str, list[np.ndarray]]] = {m: {k: [] for k in metrics} for m in sc}
     strata = y if task in ("binary", "multiclass") else None
     names = list(sc)
@@ -149,4 +192,4 @@ def bootstrap_panel(y: Any, scores: Mapping[str, Any], *, task: str, metrics: An
                 reps[name][k].append(res[k])
     replicates = {m: {k: np.concatenate(v) for k, v in d.items()} for m, d in reps.items()}
     return MetricPanel(point, replicates, task, tuple(metrics), int(len(y)), int(n_boot), ci,
-                       threshold, seed)
+                       threshold, seed, scheme)
