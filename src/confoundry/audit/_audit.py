@@ -138,13 +138,15 @@ class Audit:
         data (univariate F-test), recorded in the tuning table; the penalised linear baseline
         uses every feature. Default 100.
 
-    Lazy inputs (``docs/inputs.md``): ``X_test`` / ``X_train`` may be a torch ``Dataset`` or
+    Notes
+    -----
+    Inputs read in batches (the Inputs page of the user guide): ``X_test`` / ``X_train`` may be a torch ``Dataset`` or
     ``DataLoader`` (``y_test=None``: labels from a dataset yielding ``(x, y)``), an AnnData
     (``y_test="obs column"``, ``metadata=["batch", ...]``), a scipy sparse matrix or an array
     on disk (``numpy.memmap``, ``h5py.Dataset``, ``zarr.Array``), or an
     :class:`~confoundry.AuditData` of one (e.g. built with ``layer=`` or ``obsm=``). They are
-    read in batches, never copied whole; steps that need a table in memory are skipped with
-    the reason.
+    read in batches, never copied whole; a step that cannot run on the input kind (glass-box
+    baselines on images, say) is skipped with the reason.
 
     Examples
     --------

@@ -112,6 +112,8 @@ NEEDS: dict[str, tuple[Callable[[AuditContext], bool], str]] = {
                 "needs tabular inputs (X_test is not a 2-D table)"),
     "metadata": (lambda c: c.data.metadata is not None,
                  "needs metadata= (site, batch, scanner, ...)"),
+    "columns": (lambda c: c.data.is_tabular or c.data.metadata is not None,
+                "needs tabular inputs or metadata= (the columns a slice is defined on)"),
     "metadata_train": (lambda c: c.train is not None and c.train.metadata is not None,
                        "needs metadata_train= (the group of every training row)"),
     "torch": (lambda c: bool(getattr(c.adapter, "is_torch", False)),
@@ -397,11 +399,16 @@ def run_domains(ctx: AuditContext) -> dict[str, Any]:
 
 def run_slices(ctx: AuditContext) -> Any:
     data = ctx.data
-    if data.lazy:  # the features of a lazy input are not coded column by column
+    if data.lazy and data.is_tabular:  # the features of a lazy input are not coded one by one
+        if data.metadata is None:
+            raise Skip("needs metadata= for an input read in batches (its features are not "
+                       "searched column by column)")
         data = data.with_labels()
         data.is_tabular = False
         ctx.note("Failing slices of an input read in batches are searched over the metadata "
                  "only, not over its features.")
+    elif not data.is_tabular:
+        ctx.note("Failing slices of image or sequence inputs are searched over the metadata.")
     return discover_slices(ctx.adapter, data, None, scores=ctx.scores,
                            model_name=ctx.model_name, random_state=ctx.seeds["slices"],
                            verbose=ctx.options.verbose)
@@ -517,7 +524,7 @@ STEPS: tuple[AuditStep, ...] = (
               "does the model depend on it more than the glass-box baselines?"),
     AuditStep("domains", "Per-domain metrics", "domains", 9, (), (), run_domains,
               lost="high", question="How does the model do in each domain?"),
-    AuditStep("slices", "Failing slices", "domains", 9, ("tabular",), (), run_slices,
+    AuditStep("slices", "Failing slices", "domains", 9, ("columns",), (), run_slices,
               lost="medium", question="Is there a subgroup where the model fails?"),
     AuditStep("error_contrast", "Attributions where the model is wrong vs right", "domains", 9,
               (), ("attributions",), run_error_contrast,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._utils import progress
 from ..data._audit_data import AuditData
-from ..data._sources import LazyRows
+from ..data._sources import LazyRows, as_source, is_lazy_input
 from ..data._validation import check_positive_int, describe
 
 try:
@@ -215,6 +215,8 @@ class ModelAdapter:
     def _inputs(self, X: Any) -> Any:
         if isinstance(X, AuditData):
             X = X.X
+        elif not isinstance(X, LazyRows) and is_lazy_input(X):  # a Dataset, AnnData, memmap...
+            X = LazyRows(as_source(X))
         if isinstance(X, pd.Series):
             raise TypeError(f"X is a pandas Series ({describe(X)}); expected a 2-D DataFrame.")
         if _n_rows(X) == 0:

@@ -20,11 +20,18 @@ import pandas as pd
 from .._result import Finding, ResultMixin, to_jsonable
 from .._utils import check_random_state, int_seed, progress
 from ..data import AuditData, ensure_data
+from ..data._sources import MATERIALISE_BYTES, map_rows
 from ..data._validation import check_positive_int, describe
 from ..stats import LABELS, canonical_metric
 from ._ebm import EBMGlassBox, ebm_class, ebm_params
 from ._glassbox import KINDS, LINEAR_KINDS, GlassBoxModel
-from ._linear import LinearGlassBox, linear_best_params, linear_fixed, linear_search
+from ._linear import (
+    LinearGlassBox,
+    centre_after_sparse_fit,
+    linear_best_params,
+    linear_fixed,
+    linear_search,
+)
 from ._tree import TreeGlassBox, tree_depth_path_search, tree_fixed, tree_search
 
 TUNINGS = ("cv", "none")
@@ -327,12 +334,13 @@ def fit_baselines(
     if data.y is None:
         raise TypeError("X_train is an AuditData without y; expected labels or targets.")
     if not data.is_tabular:
-        raise ValueError(f"X_train has shape {data.values.shape}; glass-box baselines need "
-                         "tabular (n_samples, n_features) input.")
+        raise ValueError(f"X_train has rows of shape {tuple(data.X.shape[1:])}; glass-box "
+                         "baselines need tabular (n_samples, n_features) input.")
     task = data.task
     kinds = _task_kinds(kinds, task)
-    X = data.values
+    X, X_linear = _training_matrices(data)
     y = data.y
+    n_rows, n_cols = data.n_samples, data.n_features
     scoring = options.get("scoring") or SCORING[task]
     if task != "regression":
         counts = np.bincount(y)
@@ -345,20 +353,26 @@ def fit_baselines(
     seeds = {name: int_seed(rng) for name in ("cv", "ebm", linear_name(task), "tree",
                                               "background")}
     bg_rng = np.random.default_rng(seeds["background"])
-    bg_rows = (np.sort(bg_rng.choice(len(X), n_background, replace=False))
-               if len(X) > n_background else np.arange(len(X)))
-    background = X[bg_rows]
+    bg_rows = (np.sort(bg_rng.choice(n_rows, n_background, replace=False))
+               if n_rows > n_background else np.arange(n_rows))
+    background = (X[bg_rows] if X is not None
+                  else data.source.read(bg_rows).astype(np.float64))
     splitter = _splitter(task, cv, seeds["cv"])
     common = {"task": task, "feature_names": data.feature_names, "classes": data.classes,
               "background": background}
 
-    selection = (select_features(X, y, task, max_sel, data.feature_names)
-                 if max_sel is not None and X.shape[1] > max_sel else None)
+    selection = (select_features(X_linear, y, task, max_sel, data.feature_names)
+                 if max_sel is not None and n_cols > max_sel else None)
     models: dict[str, GlassBoxModel] = {}
     for kind in progress(kinds, desc="fitting baselines", verbose=verbose):
         t0 = time.perf_counter()
         cols = selection["columns"] if selection is not None and kind in SELECTED_KINDS else None
-        Xk = X if cols is None else X[:, cols]
+        if kind in LINEAR_KINDS:
+            Xk = X_linear
+        elif cols is None:
+            Xk = X if X is not None else data.source.columns(np.arange(n_cols))
+        else:
+            Xk = X[:, cols] if X is not None else data.source.columns(cols)
         names = (data.feature_names if cols is None
                  else [data.feature_names[c] for c in cols])
         with warnings.catch_warnings(record=True) as caught:
@@ -366,27 +380,59 @@ def fit_baselines(
             est, record = _fit_one(kind, task, Xk, y, tuning=tuning, splitter=splitter, cv=cv,
                                    scoring=scoring, n_jobs=n_jobs, seed=seeds[kind],
                                    options=options, feature_names=names)
+            del Xk
         if cols is not None:
             record["feature_selection"] = {k: v for k, v in selection.items()
                                            if k != "columns"}
         record["fit_seconds"] = time.perf_counter() - t0
-        record["n_train"] = int(len(X))
+        record["n_train"] = int(n_rows)
+        if kind in LINEAR_KINDS and sp_issparse(X_linear):
+            record["sparse_input"] = True
         record["random_state"] = seeds[kind]
         record["warnings"] = sorted({f"{w.category.__name__}: {w.message}"[:200] for w in caught})
         model = _CLASSES[kind](est, name=kind, tuning=record, columns=cols, **common)
-        model.tuning["degenerate"] = degenerate_reason(model.predict_scores(X))
+        model.tuning["degenerate"] = degenerate_reason(
+            model.predict_scores(X) if X is not None else map_rows(model.predict_scores, data))
         model.tuning["at_boundary"] = grid_boundary(record)
         models[kind] = model
     params = {"kinds": list(kinds), "tuning": tuning, "cv": cv, "scoring": scoring,
               "random_state": random_state if isinstance(random_state, (int, np.integer))
               or random_state is None else type(random_state).__name__,
               "n_background": n_background, "seeds": seeds, "max_ebm_features": max_sel}
-    return BaselinesResult(models, task=task, feature_names=data.feature_names, n_train=len(X),
+    return BaselinesResult(models, task=task, feature_names=data.feature_names, n_train=n_rows,
                            tuning=tuning, random_state=random_state, params=params)
 
 
 # ---------------------------------------------------------------------- helpers
-def select_features(X: np.ndarray, y: np.ndarray, task: str, k: int,
+def sp_issparse(X: Any) -> bool:
+    import scipy.sparse as sp
+
+    return bool(sp.issparse(X))
+
+
+def _training_matrices(data: AuditData) -> tuple[np.ndarray | None, Any]:
+    """``(X, X_linear)``: the dense float64 training matrix (None when the input is read in
+    batches and too large to hold densely) and the matrix the linear baseline is fitted on
+    (a scipy CSR matrix for sparse input: it stays sparse)."""
+    if not data.lazy:
+        X = data.values
+        return X, X
+    src = data.source
+    sparse = src.sparse_matrix() if src.is_sparse else None
+    dense_bytes = data.n_samples * data.n_features * 8
+    X = src.columns(np.arange(data.n_features)) if dense_bytes <= MATERIALISE_BYTES else None
+    if sparse is not None:
+        return X, sparse
+    if X is None:
+        raise MemoryError(
+            f"X_train ({src.describe()}) would take {dense_bytes / 2**20:.0f} MB as a dense "
+            f"float64 matrix and is not stored sparse; the glass-box baselines need it in memory "
+            f"(at most {MATERIALISE_BYTES // 2**20} MB for an input read in batches). Pass a "
+            "sample of the training rows, or a sparse matrix.")
+    return X, X
+
+
+def select_features(X: Any, y: np.ndarray, task: str, k: int,
                     names: Sequence[str]) -> dict[str, Any]:
     """The ``k`` features most associated with the label on the training data (univariate
     F-test: ANOVA for a class label, the correlation's F for a regression), in their original
@@ -548,14 +594,18 @@ def _fit_one(kind: str, task: str, X: np.ndarray, y: np.ndarray, *, tuning: str,
                                       if k in shown}, **best})
         return est, record
     if kind in LINEAR_KINDS:
+        sparse = sp_issparse(X)
         if tuning == "cv":
-            pipe, grid, space = linear_search(task, options.get("logistic_grid"), seed)
+            pipe, grid, space = linear_search(task, options.get("logistic_grid"), seed,
+                                              sparse=sparse)
             est, record = _grid_search(pipe, grid, X, y, splitter=splitter, scoring=scoring,
                                        n_jobs=n_jobs)
         else:
-            est, _ = linear_fixed(task, seed)
+            est, _ = linear_fixed(task, seed, sparse=sparse)
             est.fit(X, y)
             record, space = dict(fixed), {}
+        if sparse:
+            est = centre_after_sparse_fit(est)
         record.update(search_space=space, best_params=linear_best_params(est, task),
                       internal_tuning="features standardised on the training data")
         return est, record

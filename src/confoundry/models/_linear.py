@@ -17,12 +17,17 @@ RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 7))
 LASSO_ALPHAS = tuple(float(a) for a in np.logspace(-4, 0, 5))
 
 
-def linear_search(task: str, grid: dict[str, Any] | None, random_state: int
-                  ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
-    """Pipeline (scaler + penalised linear model), sklearn param grid and a JSON-safe space."""
+def linear_search(task: str, grid: dict[str, Any] | None, random_state: int, *,
+                  sparse: bool = False) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Pipeline (scaler + penalised linear model), sklearn param grid and a JSON-safe space.
+
+    ``sparse=True``: the scaler does not centre (a scipy sparse matrix stays sparse); call
+    :func:`centre_after_sparse_fit` on the fitted pipeline.
+    """
     from sklearn.linear_model import Lasso, LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+
+    StandardScaler = _scaler(sparse)
 
     if task == "regression":
         grid = dict(grid or {})
@@ -55,11 +60,13 @@ def linear_search(task: str, grid: dict[str, Any] | None, random_state: int
     return pipe, [{"model__C": list(cs)}], {"C": list(cs), "penalty": "l2"}
 
 
-def linear_fixed(task: str, random_state: int) -> tuple[Any, dict[str, Any]]:
+def linear_fixed(task: str, random_state: int, *, sparse: bool = False
+                 ) -> tuple[Any, dict[str, Any]]:
     """Untuned linear baseline (``tuning="none"``): C = 1 or ridge alpha = 1."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+
+    StandardScaler = _scaler(sparse)
 
     if task == "regression":
         return (Pipeline([("scale", StandardScaler()), ("model", Ridge(alpha=1.0))]),
@@ -68,6 +75,45 @@ def linear_fixed(task: str, random_state: int) -> tuple[Any, dict[str, Any]]:
                       ("model", LogisticRegression(C=1.0, max_iter=2000,
                                                    random_state=random_state))]),
             {"penalty": "l2", "C": 1.0})
+
+
+def _scaler(sparse: bool) -> Any:
+    from functools import partial
+
+    from sklearn.preprocessing import StandardScaler
+
+    return partial(StandardScaler, with_mean=False) if sparse else StandardScaler
+
+
+def centre_after_sparse_fit(pipe: Any) -> Any:
+    """Turn a pipeline fitted on a sparse matrix (scaled, not centred) into the same function
+    written with a centring scaler: ``x / s @ w + b == (x - m) / s @ w + (b + (m / s) @ w)``.
+
+    The fitted model is unchanged as a function of ``x``; it is now expressed like every other
+    linear baseline (contribution ``w_j (x_j - m_j) / s_j``) and predicts on dense batches.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> X = sp.random(200, 5, density=0.3, format="csr", random_state=0)
+    >>> y = (X[:, 0].toarray().ravel() > 0).astype(int)
+    >>> pipe, _ = linear_fixed("binary", 0, sparse=True)
+    >>> before = pipe.fit(X, y).decision_function(X)
+    >>> after = centre_after_sparse_fit(pipe).decision_function(X.toarray())
+    >>> bool(np.allclose(before, after))
+    True
+    """
+    scaler = pipe.named_steps["scale"]
+    model = pipe.named_steps["model"]
+    shift = np.asarray(scaler.mean_, dtype=np.float64) / np.asarray(scaler.scale_,
+                                                                  dtype=np.float64)
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    if coef.ndim == 1:  # ridge / lasso: a scalar intercept
+        model.intercept_ = float(model.intercept_) + float(coef @ shift)
+    else:  # logistic regression: one intercept per row of coef_
+        model.intercept_ = np.asarray(model.intercept_, dtype=np.float64) + coef @ shift
+    scaler.with_mean = True
+    return pipe
 
 
 def linear_best_params(pipe: Any, task: str) -> dict[str, Any]:
