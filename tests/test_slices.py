@@ -105,7 +105,8 @@ def test_lattice_counts_match_brute_force():
     onehot = np.zeros((n, m), np.float32)
     onehot[np.arange(n)[:, None], np.array([0, 3, 6])[None, :] + codes] = 1
     e = (rng.random(n) < 0.3).astype(float)
-    slices, cnt, es, z = _lattice(onehot, col, e, True, 3, 10)
+    flat = np.array([0, 3, 6])[None, :] + codes  # the condition index of each row and column
+    slices, cnt, es, z = _lattice(flat, col, e, True, 3, 10)
     for sl, c, s in zip(slices, cnt, es):
         mask = np.all(onehot[:, list(sl)] == 1, axis=1)
         assert c == mask.sum() and s == pytest.approx(e[mask].sum())

@@ -96,9 +96,17 @@ def code_levels(name: str, x: Any) -> Coded:
     return Coded(name, codes.astype(np.int64), labels, "levels", values=values)
 
 
+def _more_values_than(x: np.ndarray, k: int) -> bool:
+    """Whether ``x`` has more than ``k`` distinct values (a sample decides it when it can:
+    sorting a million values to count a handful is most of the cost of coding a column)."""
+    if len(x) > 10_000 and len(np.unique(x[:10_000])) > k:
+        return True
+    return len(np.unique(x)) > k
+
+
 def code_column(name: str, x: Any, kind: str, bins: int) -> Coded:
     """Levels for categorical/binary columns, quantile bins for continuous ones."""
-    if kind == "continuous" and len(np.unique(np.asarray(x, dtype=float))) > bins:
+    if kind == "continuous" and _more_values_than(np.asarray(x, dtype=float), bins):
         return bin_quantiles(name, np.asarray(x, dtype=float), bins)
     return code_levels(name, x)
 

@@ -212,33 +212,50 @@ def _slice_z(cnt: np.ndarray, es: np.ndarray, es2: np.ndarray | None, N: int, E:
     return z
 
 
-def _lattice(onehot: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bool,
-             max_conditions: int, min_count: int, *, verbose: bool = False) -> tuple[list[tuple[int, ...]], np.ndarray,
-                                                           np.ndarray, np.ndarray]:
+def _lattice(flat: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bool,
+             max_conditions: int, min_count: int, *, verbose: bool = False
+             ) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray]:
     """All slices of up to ``max_conditions`` conditions with support >= ``min_count``.
+
+    ``flat`` is ``(n, n_columns)``: the condition index (column offset + level) of each row in
+    each coded column. The sizes and error sums of the children of a slice are counted with
+    one ``np.bincount`` over that slice's own rows (``O(rows x columns)``, not
+    ``O(n x conditions)``), the rows of a slice being those of its rarest condition filtered
+    by the others.
 
     Returns the slices (tuples of condition indices, in increasing column order), their sizes,
     error sums and discovery z on this half.
     """
-    N = onehot.shape[0]
+    N, J = flat.shape
+    K = len(cond_col)
+    e = np.asarray(e, dtype=np.float64)
     E = float(e.sum())
     E2 = None if binary else float((e**2).sum())
-    Ce = onehot * e[:, None].astype(np.float32)
-    Ce2 = None if binary else onehot * (e**2)[:, None].astype(np.float32)
-    cnt1 = onehot.sum(axis=0).astype(np.float64)
-    es1 = Ce.sum(axis=0).astype(np.float64)
-    es21 = None if binary else Ce2.sum(axis=0).astype(np.float64)
+    ravel = flat.ravel()
+    cnt1 = np.bincount(ravel, minlength=K).astype(np.float64)
+    es1 = np.bincount(ravel, weights=np.repeat(e, J), minlength=K)
+    es21 = None if binary else np.bincount(ravel, weights=np.repeat(e**2, J), minlength=K)
     keep = np.flatnonzero(cnt1 >= min_count)
+    kept = np.zeros(K, dtype=bool)
+    kept[keep] = True
     slices: list[tuple[int, ...]] = [(int(c),) for c in keep]
     cnts = [cnt1[keep]]
     ess = [es1[keep]]
     z_all = [_slice_z(cnt1[keep], es1[keep], None if binary else es21[keep], N, E, E2)]
     parents = slices
     parent_z = z_all[0]
-    C = onehot[:, keep]
-    Ck_e = Ce[:, keep]
-    Ck_e2 = None if binary else Ce2[:, keep]
-    ccol = cond_col[keep]
+    rows_of: dict[int, np.ndarray] = {}
+
+    def rows(sl: tuple[int, ...]) -> np.ndarray:
+        first = min(sl, key=lambda c: cnt1[c])
+        if first not in rows_of:
+            rows_of[first] = np.flatnonzero(flat[:, cond_col[first]] == first)
+        r = rows_of[first]
+        for c in sl:
+            if c != first:
+                r = r[flat[r, cond_col[c]] == c]
+        return r
+
     for _level in progress(range(2, max_conditions + 1), desc="slice search",
                            verbose=verbose and max_conditions > 2):
         if not parents:
@@ -247,25 +264,24 @@ def _lattice(onehot: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bo
             order = np.argsort(-np.nan_to_num(parent_z, nan=-np.inf), kind="stable")
             parents = [parents[i] for i in order[:MAX_PARENTS]]
         new_slices, new_cnt, new_es, new_es2 = [], [], [], []
-        pos_of = {int(c): k for k, c in enumerate(keep)}
-        step = max(1, 8_000_000 // max(N, 1))
-        for start in range(0, len(parents), step):
-            block = parents[start:start + step]
-            P = np.ones((N, len(block)), dtype=np.float32)
-            for j, sl in enumerate(block):
-                for c in sl:
-                    P[:, j] *= C[:, pos_of[c]]
-            G = P.T @ C                       # (parents, conditions) child sizes
-            Ge = P.T @ Ck_e                   # child error sums
-            Ge2 = None if binary else P.T @ Ck_e2
-            last_col = np.array([cond_col[sl[-1]] for sl in block])
-            ok = (ccol[None, :] > last_col[:, None]) & (G >= min_count)
-            pi, ci = np.nonzero(ok)
-            new_slices.extend(block[a] + (int(keep[b]),) for a, b in zip(pi, ci))
-            new_cnt.append(G[pi, ci].astype(np.float64))
-            new_es.append(Ge[pi, ci].astype(np.float64))
+        for sl in parents:
+            last = int(cond_col[sl[-1]])
+            if last + 1 >= J:
+                continue
+            r = rows(sl)
+            sub = flat[r, last + 1:]
+            k = sub.shape[1]
+            G = np.bincount(sub.ravel(), minlength=K)
+            ok = np.flatnonzero((G >= min_count) & kept)
+            if not len(ok):
+                continue
+            Ge = np.bincount(sub.ravel(), weights=np.repeat(e[r], k), minlength=K)
+            new_slices.extend(sl + (int(c),) for c in ok)
+            new_cnt.append(G[ok].astype(np.float64))
+            new_es.append(Ge[ok])
             if not binary:
-                new_es2.append(Ge2[pi, ci].astype(np.float64))
+                Ge2 = np.bincount(sub.ravel(), weights=np.repeat(e[r] ** 2, k), minlength=K)
+                new_es2.append(Ge2[ok])
         if not new_slices:
             break
         cnt = np.concatenate(new_cnt)
@@ -281,12 +297,15 @@ def _lattice(onehot: np.ndarray, cond_col: np.ndarray, e: np.ndarray, binary: bo
 
 def _masks(codes: np.ndarray, cond: np.ndarray, slices: list[tuple[int, ...]]) -> np.ndarray:
     """(n, len(slices)) boolean membership of each slice."""
-    out = np.ones((codes.shape[0], len(slices)), dtype=bool)
+    cols = np.ascontiguousarray(codes.T)  # one contiguous row per column: fast comparisons
+    out = np.empty((len(slices), codes.shape[0]), dtype=bool)
     for j, sl in enumerate(slices):
+        m = out[j]
+        m[:] = True
         for c in sl:
             col, level = cond[c]
-            out[:, j] &= codes[:, col] == level
-    return out
+            m &= cols[col] == level
+    return out.T
 
 
 def _select(slices, z, masks_fn, e: np.ndarray, binary: bool, min_count: int,
@@ -485,13 +504,12 @@ def discover_slices(
     n = data.n_samples
     perm = rng.permutation(n)
     disc, conf = np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
-    onehot = np.zeros((len(disc), len(cond)), dtype=np.float32)
-    offsets = np.r_[0, np.cumsum([c.n_levels for c in columns])[:-1]]
-    onehot[np.arange(len(disc))[:, None], offsets[None, :] + codes[disc]] = 1.0
+    offsets = np.r_[0, np.cumsum([c.n_levels for c in columns])[:-1]].astype(np.int32)
+    flat = codes[disc] + offsets[None, :]
     min_count = max(2, int(np.ceil(min_support * len(disc))), min_n)
-    slices, cnt, es, z = _lattice(onehot, cond_col, e[disc], binary, max_conditions, min_count,
+    slices, cnt, es, z = _lattice(flat, cond_col, e[disc], binary, max_conditions, min_count,
                                   verbose=verbose)
-    del onehot
+    del flat
     chosen = _select(slices, z, lambda sl: _masks(codes[disc], cond, sl), e[disc], binary,
                      min_count, max_candidates)
     cand = [slices[i] for i in chosen]

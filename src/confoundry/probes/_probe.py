@@ -450,16 +450,17 @@ def _asymptotic(inp: _Inputs, plan: _Plan, obs: dict[tuple, float], n_permutatio
         p[t.key] = E.chi2_p_value(obs[t.key], t.n_eff, t.design_rank * t.U.shape[1])
     for t in plan.adjusted + [t for ts in plan.cpt.values() for t in ts]:
         p[t.key] = E.partial_chi2(t.U, cond.residualize(t.D), n - cond.n_params)
-    for c in inp.columns:
-        if plan.classification:
+    if plan.classification:
+        for c in inp.columns:
             for null in E.straw_null_scores(plan.straws[c], inp.y, n_permutations,
                                             seed=plan.seeds["marginal"]):
                 add({(c, "metadata_only"): null})
-        else:
-            chunk = max(1, min(n_permutations, E.MAX_CELLS // n))
-            for P in E.permutation_chunks(n, n_permutations, strata=None,
-                                          seed=plan.seeds["marginal"], chunk=chunk):
-                add({(c, "metadata_only"): E.straw_scores(plan.straws[c], inp.y, P)})
+    else:  # one pass of permutations, shared by every column (the same seed for each)
+        chunk = max(1, min(n_permutations, E.MAX_CELLS // n))
+        for P in E.permutation_chunks(n, n_permutations, strata=None,
+                                      seed=plan.seeds["marginal"], chunk=chunk):
+            add({(c, "metadata_only"): E.straw_scores(plan.straws[c], inp.y, P)
+                 for c in inp.columns})
     return p
 
 
