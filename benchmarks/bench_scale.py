@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS)
     ap.add_argument("--profile", choices=STEPS, help="cProfile one step at --n rows")
     ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--plot", help="also draw seconds against n to this PNG (docs/img/scale.png)")
     args = ap.parse_args()
     if args.profile:
         import cProfile
@@ -102,9 +103,11 @@ def main() -> None:
         print("n = 5M skipped (pass --big: about 6 GB of memory and several minutes)")
     print(f"{'step':<18} {'n':>9} {'seconds':>8} {'peak MB':>8} {'before s':>9} "
           f"{'speed-up':>8}  notes")
+    rows = []
     for name in args.steps:
         for n in sizes:
             r = measure(name, n)
+            rows.append((name, n, r["seconds"], r["peak_mb"]))
             before = BEFORE[name].get(n)
             ratio = f"{before / r['seconds']:.1f}x" if before else "-"
             note = ", ".join(r["info"])
@@ -113,6 +116,31 @@ def main() -> None:
                 note += f"; {ok} the {TARGET_1M[name]:.0f} s target"
             print(f"{name:<18} {n:>9} {r['seconds']:>8.2f} {r['peak_mb']:>8.0f} "
                   f"{before if before else '-':>9} {ratio:>8}  {note}", flush=True)
+    if args.plot:
+        plot(rows, args.plot)
+
+
+def plot(rows: list[tuple[str, int, float, float]], path: str) -> None:
+    """Seconds and peak memory against n, one line per step (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    for name in dict.fromkeys(r[0] for r in rows):
+        pts = [(n, t, m) for s, n, t, m in rows if s == name]
+        a.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+        b.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=name)
+    for ax, what in ((a, "seconds (2 cores)"), (b, "peak memory (MB, data included)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rows (n)")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    a.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

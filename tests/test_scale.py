@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import confoundry as cf
-from confoundry.probes._probe import ASYMPTOTIC_N
+from confoundry.probes import ASYMPTOTIC_N
 from confoundry.stats import POISSON_N, bootstrap_panel, poisson_weights, weighted_metrics
 from confoundry.stats._poisson import (
     binary_kernel_data,

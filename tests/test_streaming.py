@@ -309,3 +309,31 @@ def test_audit_of_an_image_dataset_streams_and_says_what_it_skipped():
     emb = res["probes"].to_frame()
     assert (emb["probe"].astype(str).str.contains("embedding")).any()
     assert net.training is False
+
+
+def test_the_attribution_sample_of_large_lazy_rows_is_capped_by_memory(monkeypatch):
+    from confoundry.audit import _context
+
+    test = Images(200, 5)
+    net = _cnn().eval()
+    monkeypatch.setattr(_context, "ATTRIBUTION_SAMPLE_BYTES", 50 * 256 * 8)  # 50 images
+    kw = {k: v for k, v in FAST.items() if k != "max_attribution_rows"}
+    res = cf.Audit(net, test, steps=["attributions"], **kw).run()
+    assert res["attributions"][res.model_name].values.shape[0] == 50
+    assert any("subsample of 50 of the 200" in n and "read in batches" in n
+               for n in res.notes), res.notes
+    given = cf.Audit(net, test, steps=["attributions"], max_attribution_rows=120, **kw).run()
+    assert given["attributions"][given.model_name].values.shape[0] == 120  # as given
+
+
+def test_retraining_controls_take_rows_of_lazy_inputs_in_their_own_type():
+    from torch.utils.data import Subset
+
+    from confoundry.controls._retrain import take_rows
+
+    ds = Images(30, 0)
+    sub = take_rows(ds, np.array([3, 7]))
+    assert isinstance(sub, Subset) and len(sub) == 2 and ds.reads == 1  # item 0 (its shape)
+    a = _adata(n=40, genes=10)
+    view = take_rows(a, np.array([1, 5, 9]))
+    assert view.n_obs == 3 and list(view.obs_names) == [a.obs_names[i] for i in (1, 5, 9)]

@@ -19,6 +19,7 @@ from .._utils import check_random_state, int_seed, progress, torch_seed
 from ..data import ensure_data
 from ..data._validation import check_positive_int
 from ..models import ModelAdapter
+from ..models._adapter import rows_per_batch
 from ._common import adapter_for, frozen_module, rows_for_model, wants_frame
 from ._methods import ATTRIBUTION_METHODS, PERTURBATION_METHODS, MethodSpec, method_spec
 from ._pitfalls import deeplift_pitfalls
@@ -87,7 +88,8 @@ def attribute(
     background : array or DataFrame, optional
         Reference rows for distribution methods (default: 50 random rows of X).
     batch_size : int, optional
-        Rows per forward pass (default: the adapter's ``batch_size``). Passed to Captum as
+        Rows per forward pass (default: the adapter's ``batch_size``, lowered for large image
+        rows so a batch holds at most 8 MB of float32 input). Passed to Captum as
         ``internal_batch_size`` / used to set ``perturbations_per_eval``; samples are processed
         in chunks, so memory stays bounded whatever the size of X.
     n_steps : int
@@ -145,8 +147,8 @@ def attribute(
         raise ImportError("confoundry.attribute needs torch and captum.")
     data = ensure_data(X)
     adapter = adapter_for(model)
-    batch_size = adapter.batch_size if batch_size is None else check_positive_int(
-        batch_size, "batch_size")
+    batch_size = (rows_per_batch(adapter.batch_size, tuple(data.X.shape[1:]))
+                  if batch_size is None else check_positive_int(batch_size, "batch_size"))
     rng = check_random_state(random_state)
     seed = int_seed(rng)
     values = _check_inputs(spec, adapter, data)

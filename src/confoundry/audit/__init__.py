@@ -13,6 +13,7 @@ Examples
 from .._severity import severity_rules
 from ._audit import Audit
 from ._audit_result import AuditResult, StepStatus
+from ._context import ATTRIBUTION_SAMPLE_BYTES as ATTRIBUTION_SAMPLE_BYTES
 from ._context import AuditContext as AuditContext
 from ._context import Skip as Skip
 from ._steps import SECTIONS as SECTIONS

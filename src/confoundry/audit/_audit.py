@@ -104,9 +104,12 @@ class Audit:
         Bootstrap replicates for every confidence interval (default 1000).
     n_permutations : int, keyword-only
         Permutations for the probe tests (default 1000).
-    max_attribution_rows : int, keyword-only
+    max_attribution_rows : int or None, keyword-only
         Attributions, expectations, effect curves and the shadow glass-box use a random subsample
-        of at most this many test rows (default 1000); the report says so.
+        of at most this many test rows; the report says so. ``None`` (the default): 1000, or
+        fewer for image or sequence inputs read in batches, so that one float64 copy of the
+        sample stays under :data:`~confoundry.audit.ATTRIBUTION_SAMPLE_BYTES` (48 MB: 384
+        images of 1 x 128 x 128); an int is used as given.
     baseline_kinds : sequence of str, keyword-only
         Glass-box baselines to fit (default ``("ebm", "logistic", "tree")``).
     metadata_train : DataFrame, optional, keyword-only
@@ -180,7 +183,7 @@ class Audit:
         verbose: bool = True,
         n_boot: int = 1000,
         n_permutations: int = 1000,
-        max_attribution_rows: int = 1000,
+        max_attribution_rows: int | None = None,
         baseline_kinds: Sequence[str] = ("ebm", "logistic", "tree"),
         metadata_train: Any = None,
         group_column: str | None = None,
@@ -242,8 +245,9 @@ class Audit:
         check_random_state(random_state)  # validates the type now
         self.n_boot = check_positive_int(n_boot, "n_boot")
         self.n_permutations = check_positive_int(n_permutations, "n_permutations")
-        self.max_attribution_rows = check_positive_int(max_attribution_rows,
-                                                       "max_attribution_rows", minimum=10)
+        self.auto_attribution_rows = max_attribution_rows is None
+        self.max_attribution_rows = (1000 if max_attribution_rows is None else check_positive_int(
+            max_attribution_rows, "max_attribution_rows", minimum=10))
         self.n_repeats = check_positive_int(n_repeats, "n_repeats")
         self.max_ebm_features = check_positive_int(max_ebm_features, "max_ebm_features")
         if isinstance(baseline_kinds, str):
@@ -293,7 +297,8 @@ class Audit:
             attribution_method=self.attribution_method, expectations=dict(self.expectations),
             layer=self.layer, train_fn=self.train_fn, group_column=self.group_column,
             n_repeats=self.n_repeats, verbose=self.verbose,
-            max_ebm_features=self.max_ebm_features)
+            max_ebm_features=self.max_ebm_features,
+            auto_attribution_rows=self.auto_attribution_rows)
 
     # ------------------------------------------------------------ validation
     def _check_expectations(self, expectations: Any) -> dict[str, str]:

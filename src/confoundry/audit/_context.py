@@ -77,6 +77,12 @@ class TrackedDict(dict):
         return super().__contains__(key)
 
 
+#: with ``max_attribution_rows=None``, the attribution sample of image or sequence rows read in
+#: batches holds at most this many bytes as float64 (the attributions, the randomised copies of
+#: the sanity check and Captum's buffers each hold a few such copies).
+ATTRIBUTION_SAMPLE_BYTES = 48 * 2**20
+
+
 @dataclass
 class AuditOptions:
     """The knobs of one audit, validated by :class:`~confoundry.Audit`."""
@@ -84,6 +90,8 @@ class AuditOptions:
     n_boot: int = 1000
     n_permutations: int = 1000
     max_attribution_rows: int = 1000
+    #: max_attribution_rows was not given: lowered for large rows read in batches
+    auto_attribution_rows: bool = False
     baseline_kinds: tuple[str, ...] = ("ebm", "logistic", "tree")
     attribution_method: str = "auto"
     expectations: Mapping[str, str] = field(default_factory=dict)
@@ -258,12 +266,22 @@ class AuditContext:
         """Rows of the attribution subsample (sorted; at most ``max_attribution_rows``)."""
         def draw() -> np.ndarray:
             n, m = self.data.n_samples, self.options.max_attribution_rows
+            why = f"max_attribution_rows={m}"
+            src = self.data.source
+            if (self.options.auto_attribution_rows and src is not None
+                    and not self.data.is_tabular):
+                cap = max(10, ATTRIBUTION_SAMPLE_BYTES // (8 * max(src.row_size, 1)))
+                if cap < min(m, n):
+                    m = cap
+                    why = (f"rows of {src.row_size} values read in batches: at most "
+                           f"{ATTRIBUTION_SAMPLE_BYTES // 2**20} MB per float64 copy of the "
+                           "sample; pass max_attribution_rows= for more")
             if n <= m:
                 return np.arange(n)
             rng = np.random.default_rng(self.seeds["attributions"])
             self.notes.append(
                 f"Attributions, expectations and effect curves use a random subsample of {m} "
-                f"of the {n} test rows (max_attribution_rows={m}).")
+                f"of the {n} test rows ({why}).")
             return np.sort(rng.choice(n, size=m, replace=False))
 
         return self._once("sub_idx", draw)

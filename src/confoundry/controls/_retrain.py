@@ -44,8 +44,14 @@ def take_rows(obj: Any, idx: np.ndarray) -> Any:
             return obj[torch.as_tensor(idx, dtype=torch.long)]
     except ImportError:  # pragma: no cover
         pass
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, np.ndarray) and not isinstance(obj, np.memmap):
         return obj[idx]
+    from ..data._sources import as_source, is_lazy_input
+
+    if is_lazy_input(obj):  # a torch Dataset (-> Subset), an AnnData (-> adata[idx]), on disk
+        src = as_source(obj)
+        rows = src.user_rows(np.asarray(idx, dtype=np.int64))
+        return rows if rows is not None else src.read(np.asarray(idx, dtype=np.int64))
     return np.asarray(obj)[idx]
 
 

@@ -286,8 +286,9 @@ class AuditData:
             return cached
         h = hashlib.sha256()
         if self.lazy:
-            for _, _, batch in self.source.iter_batches(1024):
-                h.update(np.ascontiguousarray(batch, dtype=np.float64).tobytes())
+            rows = max(1, min(1024, 2**20 // max(self.source.row_size, 1)))  # ~8 MB blocks
+            for _, _, batch in self.source.iter_batches(rows):
+                h.update(np.ascontiguousarray(batch, dtype=np.float64).data)  # no bytes copy
         else:
             h.update(np.ascontiguousarray(self.values).tobytes())
         h.update(repr(self.feature_names).encode())

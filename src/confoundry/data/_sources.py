@@ -33,6 +33,9 @@ MAX_DENSE_BYTES = 256 * 2**20
 MATERIALISE_BYTES = 256 * 2**20
 #: rows read to infer the kind (continuous, binary, categorical) of lazy tabular features.
 KIND_SAMPLE_ROWS = 2048
+#: how each kind of source is named in messages.
+KIND_NAMES = {"anndata": "an AnnData matrix", "sparse": "a scipy sparse matrix",
+              "memmap": "a numpy.memmap", "h5py": "an h5py.Dataset", "zarr": "a zarr.Array"}
 #: rows per block when a whole lazy source is walked (fingerprint, labels, columns).
 BLOCK_ROWS = 1024
 
@@ -147,7 +150,9 @@ class RowSource:
         return out
 
     def describe(self) -> str:
-        return f"a {self.kind} of {self.n_rows} rows x {self.feature_shape}"
+        what = KIND_NAMES.get(self.kind, f"a {self.kind}")
+        shape = " x ".join(str(d) for d in self.feature_shape)
+        return f"{what} of {self.n_rows} rows x {shape}"
 
     def _read(self, idx: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

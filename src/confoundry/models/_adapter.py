@@ -29,6 +29,24 @@ OUTPUTS = ("auto", "logits", "probabilities", "values")
 #: a pass over a lazy input (Dataset, AnnData, array on disk) of at least this many batches
 #: shows a progress bar unless ``verbose=False``.
 PROGRESS_MIN_BATCHES = 10
+#: a batch of image or sequence rows holds at most this many bytes of float32 input (the
+#: activations of a convolutional network are many times that); tabular rows keep
+#: ``batch_size``. A ``DataLoader`` keeps its own batches.
+IMAGE_BATCH_BYTES = 8 * 2**20
+
+
+def rows_per_batch(batch_size: int, row_shape: tuple[int, ...]) -> int:
+    """``batch_size``, lowered for large image or sequence rows (:data:`IMAGE_BATCH_BYTES`).
+
+    Examples
+    --------
+    >>> rows_per_batch(1024, (20,)), rows_per_batch(1024, (1, 128, 128))
+    (1024, 128)
+    """
+    if len(row_shape) <= 1:
+        return batch_size
+    size = int(np.prod(row_shape)) * 4
+    return max(1, min(batch_size, IMAGE_BATCH_BYTES // max(size, 1)))
 #: an object with any of these is scored as an estimator (the first one it has, in this order,
 #: for a classifier; ``predict`` for a regressor).
 _ESTIMATOR_METHODS = ("predict_proba", "decision_function", "predict")
@@ -199,9 +217,10 @@ class ModelAdapter:
         source's own batches for a lazy one (with a progress bar when the pass is long)."""
         if isinstance(X, LazyRows):
             src = X.source
-            total = src.n_batches(self.batch_size)
+            rows = rows_per_batch(self.batch_size, src.feature_shape)
+            total = src.n_batches(rows)
             show = total >= PROGRESS_MIN_BATCHES if verbose is None else bool(verbose)
-            return progress(src.iter_batches(self.batch_size), total=total,
+            return progress(src.iter_batches(rows), total=total,
                             desc=f"scoring {self.name}", verbose=show)
         n = _n_rows(X)
         return ((s, min(s + self.batch_size, n), _take(X, slice(s, min(s + self.batch_size, n))))

@@ -19,10 +19,10 @@ from ..controls import (
 )
 from ._pathway_result import PathwayResult
 from ._pathways import confounder_pathways
-from ._probe import probe_confounders
+from ._probe import ASYMPTOTIC_N, probe_confounders
 from ._probe_result import ProbeResult
 
-__all__ = ["PathwayResult", "ProbeResult", "confounder_pathways", "probe_confounders"]
+__all__ = ["ASYMPTOTIC_N", "PathwayResult", "ProbeResult", "confounder_pathways", "probe_confounders"]
 
 #: names that moved to :mod:`confoundry.controls` (kept here for one release).
 _DEPRECATED = {
