@@ -21,6 +21,7 @@ from .._result import Finding, ResultMixin, to_jsonable
 from .._utils import check_random_state, int_seed, progress
 from ..data import AuditData, ensure_data
 from ..data._sources import MATERIALISE_BYTES, map_rows
+from ..data._sources import _is_sparse as sp_issparse
 from ..data._validation import check_positive_int, describe
 from ..stats import LABELS, canonical_metric
 from ._ebm import EBMGlassBox, ebm_class, ebm_params
@@ -404,12 +405,6 @@ def fit_baselines(
 
 
 # ---------------------------------------------------------------------- helpers
-def sp_issparse(X: Any) -> bool:
-    import scipy.sparse as sp
-
-    return bool(sp.issparse(X))
-
-
 def _training_matrices(data: AuditData) -> tuple[np.ndarray | None, Any]:
     """``(X, X_linear)``: the dense float64 training matrix (None when the input is read in
     batches and too large to hold densely) and the matrix the linear baseline is fitted on
