@@ -42,6 +42,25 @@ def test_identical_explanations_agree_perfectly():
     assert ag.findings() == []
 
 
+def test_pairwise_agreement_of_many_features_is_the_direct_count(monkeypatch):
+    """Above PAIRWISE_DIRECT_D features the share of concordant pairs comes from Kendall's
+    tau-b and the tie counts: the same numbers as comparing every pair, ties included."""
+    from confoundry.attribution import _agreement
+
+    rng = np.random.default_rng(3)
+    d = 40
+    X = rng.normal(size=(120, d))
+    w = rng.normal(size=d)
+    w_b = np.where(np.arange(d) < 25, w + 0.5 * rng.normal(size=d), 0.0)  # 15 zero features
+    names = [f"g{j}" for j in range(d)]
+    a = cf.AttributionResult(X * w, 0.0, X, names, "manual", model_name="dl")
+    b = cf.AttributionResult(X * w_b, 0.0, X, names, "manual", model_name="ebm")
+    direct = cf.compare_attributions(a, b, k=5, n_boot=30, random_state=0).summary()
+    monkeypatch.setattr(_agreement, "PAIRWISE_DIRECT_D", 10)
+    fast = cf.compare_attributions(a, b, k=5, n_boot=30, random_state=0).summary()
+    pd.testing.assert_frame_equal(direct, fast, check_exact=False, rtol=1e-12)
+
+
 def test_reversed_ranking_and_known_topk_values():
     w = np.array([6.0, 5, 4, 3, 2, 1])
     a = _attr(w, seed=1, name="dl")

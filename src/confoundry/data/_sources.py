@@ -36,6 +36,8 @@ KIND_SAMPLE_ROWS = 2048
 #: how each kind of source is named in messages.
 KIND_NAMES = {"anndata": "an AnnData matrix", "sparse": "a scipy sparse matrix",
               "memmap": "a numpy.memmap", "h5py": "an h5py.Dataset", "zarr": "a zarr.Array"}
+#: ``map_rows`` batches of a lazy input hold at most this many bytes as float64.
+MAP_BATCH_BYTES = 16 * 2**20
 #: rows per block when a whole lazy source is walked (fingerprint, labels, columns).
 BLOCK_ROWS = 1024
 
@@ -550,7 +552,7 @@ class LazyRows:
 
 def map_rows(fn: Any, X: Any, batch_size: int = 4096) -> np.ndarray:
     """``fn`` applied to ``X`` (an AuditData or array); for a lazy input, batch by batch (dense
-    batches of at most ``batch_size`` rows), concatenated.
+    batches of at most ``batch_size`` rows and :data:`MAP_BATCH_BYTES`), concatenated.
 
     Examples
     --------
@@ -561,5 +563,6 @@ def map_rows(fn: Any, X: Any, batch_size: int = 4096) -> np.ndarray:
     src = getattr(X, "source", None)
     if src is None:
         return np.asarray(fn(X))
-    return np.concatenate([np.asarray(fn(b)) for _, _, b in src.iter_batches(batch_size)],
-                          axis=0)
+    # wide rows (thousands of genes): at most MAP_BATCH_BYTES of float64 per batch
+    rows = max(1, min(batch_size, MAP_BATCH_BYTES // (8 * max(src.row_size, 1))))
+    return np.concatenate([np.asarray(fn(b)) for _, _, b in src.iter_batches(rows)], axis=0)
