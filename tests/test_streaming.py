@@ -337,3 +337,21 @@ def test_retraining_controls_take_rows_of_lazy_inputs_in_their_own_type():
     a = _adata(n=40, genes=10)
     view = take_rows(a, np.array([1, 5, 9]))
     assert view.n_obs == 3 and list(view.obs_names) == [a.obs_names[i] for i in (1, 5, 9)]
+
+
+def test_every_step_function_takes_a_dataset_with_its_labels():
+    ds = Images(160, 1)
+    net = _cnn().eval()
+    meta = pd.DataFrame({"site": ds.site.astype(str)})
+    attr = cf.attribute(net, ds, method="integrated_gradients", random_state=0, verbose=False)
+    assert attr.values.shape == (160, 1, 16, 16)
+    probe = cf.probe_confounders(net, ds, None, meta, n_permutations=30, random_state=0,
+                                 verbose=False)
+    assert (probe.table["n"] == 160).all() and "output_conditional" in set(probe.table["probe"])
+    dom = cf.split_domains(net, ds, None, by=meta["site"], n_boot=30, random_state=0,
+                           verbose=False)
+    assert set(dom.to_frame()["domain"]) >= {f"site = {s}" for s in sorted(set(meta["site"]))}
+    cf.discover_slices(net, ds, None, metadata=meta, random_state=0, verbose=False)
+    risk = cf.membership_risk(net, Images(160, 2), None, ds, None, random_state=0,
+                              verbose=False)
+    assert risk.n_train == 160 and risk.n_test == 160

@@ -55,7 +55,9 @@ def as_split(X: Any, y: Any, which: str, task: str | None) -> tuple[AuditData, A
     if X is None:
         raise ValueError(f"X_{which} is None; expected the {which} inputs (an array, DataFrame, "
                          "tensor or AuditData).")
-    if y is None and not isinstance(X, AuditData):
+    from ..data._sources import is_lazy_input
+
+    if y is None and not isinstance(X, AuditData) and not is_lazy_input(X):
         raise ValueError(f"y_{which} is None; expected one label per row of X_{which}.")
     try:
         data = ensure_data(X, y, task=task)
@@ -63,9 +65,9 @@ def as_split(X: Any, y: Any, which: str, task: str | None) -> tuple[AuditData, A
         # keep the message, but say which split it is about
         raise type(exc)(f"X_{which}, y_{which} (the {which} set): {exc}") from None
     if data.y is None:
-        raise ValueError(f"y_{which} is None and X_{which} (an AuditData) holds no labels; "
-                         f"expected the labels of the {which} set.")
-    if isinstance(X, AuditData):
+        raise ValueError(f"y_{which} is None and X_{which} holds no labels; expected the "
+                         f"labels of the {which} set (or a Dataset yielding (x, y)).")
+    if isinstance(X, AuditData) or data.lazy:
         return data, data.X
     return data, data.values if isinstance(X, (list, tuple)) else X
 

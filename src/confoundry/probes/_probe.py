@@ -282,6 +282,10 @@ class _Inputs:
 
 def _inputs(model: Any, X: Any, y: Any, metadata: Any, scores: Any, layer: Any) -> _Inputs:
     """Validate once: an AuditData as it is, else y and metadata (and X, when given)."""
+    from ..data._sources import is_lazy_input
+
+    if X is not None and not isinstance(X, AuditData) and is_lazy_input(X):
+        X, y, metadata = ensure_data(X, y, metadata), None, None  # y may come from a Dataset
     given = isinstance(X, AuditData)
     if y is None and not (given and X.y is not None):
         raise ValueError("y is None; expected the true labels (the conditional probes need them).")
