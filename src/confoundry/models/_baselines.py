@@ -371,9 +371,9 @@ def fit_baselines(
         if kind in LINEAR_KINDS:
             Xk = X_linear
         elif cols is None:
-            Xk = X if X is not None else data.source.columns(np.arange(n_cols))
+            Xk = X if X is not None else _dense_columns(data, X_linear, np.arange(n_cols))
         else:
-            Xk = X[:, cols] if X is not None else data.source.columns(cols)
+            Xk = X[:, cols] if X is not None else _dense_columns(data, X_linear, cols)
         names = (data.feature_names if cols is None
                  else [data.feature_names[c] for c in cols])
         with warnings.catch_warnings(record=True) as caught:
@@ -413,9 +413,12 @@ def _training_matrices(data: AuditData) -> tuple[np.ndarray | None, Any]:
         X = data.values
         return X, X
     src = data.source
-    sparse = src.sparse_matrix() if src.is_sparse else None
+    sparse = src.sparse_matrix() if src.is_sparse else None  # converted once, reused below
     dense_bytes = data.n_samples * data.n_features * 8
-    X = src.columns(np.arange(data.n_features)) if dense_bytes <= MATERIALISE_BYTES else None
+    X = None
+    if dense_bytes <= MATERIALISE_BYTES:
+        X = (np.asarray(sparse.toarray(), dtype=np.float64) if sparse is not None
+             else src.columns(np.arange(data.n_features)))
     if sparse is not None:
         return X, sparse
     if X is None:
@@ -425,6 +428,14 @@ def _training_matrices(data: AuditData) -> tuple[np.ndarray | None, Any]:
             f"(at most {MATERIALISE_BYTES // 2**20} MB for an input read in batches). Pass a "
             "sample of the training rows, or a sparse matrix.")
     return X, X
+
+
+def _dense_columns(data: AuditData, X_linear: Any, cols: np.ndarray) -> np.ndarray:
+    """Dense float64 columns of a lazy training input: from the CSR matrix already built for
+    the linear baseline when there is one (not converted again), else read batch by batch."""
+    if sp_issparse(X_linear):
+        return np.asarray(X_linear[:, np.asarray(cols)].toarray(), dtype=np.float64)
+    return data.source.columns(cols)
 
 
 def select_features(X: Any, y: np.ndarray, task: str, k: int,
